@@ -1,0 +1,46 @@
+# The two commands of the README: `make demo` (main job) and `make test`.
+# Each builds .venv from nothing when it is missing.
+
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+export HF_HUB_OFFLINE ?= 1
+
+# Demo knobs: make demo MODEL=timbrooks/instruct-pix2pix TEXT="turn the ball into an orange"
+MODEL ?= outputs/tiny-ip2p
+IMAGE ?= assets/sample.png
+TEXT ?= make the red cube blue
+STEPS ?= 20
+OUT ?= outputs/demo
+
+.PHONY: demo test test-fast lint clean-venv
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	@echo "installing torch (from this machine's disk) and the project into $(VENV) ..."
+	$(PY) -m pip install -q torch==2.14.1 torchvision==0.29.1
+	$(PY) -m pip install -q -e '.[dev]'
+	# Only the CLIP BPE vocabulary file is used (to build tokenizers offline); its
+	# dependencies (timm>=1) would clash with nerfstudio's timm pin.
+	$(PY) -m pip install -q --no-deps open_clip_torch==3.3.0
+	@touch $(STAMP)
+
+outputs/tiny-ip2p: | $(STAMP)
+	$(PY) scripts/make_tiny_checkpoint.py --out $@
+
+demo: $(STAMP) $(if $(filter outputs/tiny-ip2p,$(MODEL)),outputs/tiny-ip2p)
+	$(PY) scripts/edit_image.py --image $(IMAGE) --text "$(TEXT)" --model $(MODEL) --steps $(STEPS) \
+		--out $(OUT) --overwrite
+
+test: $(STAMP)
+	$(PY) -m pytest
+
+test-fast: $(STAMP)
+	$(PY) -m pytest -m "not slow"
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .
+
+clean-venv:
+	rm -rf $(VENV)

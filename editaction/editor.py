@@ -1,0 +1,329 @@
+"""The one InstructPix2Pix wrapper: relevance maps and relevance-guided edits.
+
+Every part of the project that runs the diffusion UNet (the 2D CLI, the NeRF
+pipeline, evaluation) goes through :class:`Editor`. It loads any InstructPix2Pix-
+family diffusers checkpoint (``timbrooks/instruct-pix2pix``, an EditAction
+fine-tune, the embedded toy editor) with a DDIM scheduler, in fp16 on CUDA.
+
+The denoising loop follows ``StableDiffusionInstructPix2PixPipeline.__call__`` step
+for step (so threshold 0 reproduces it exactly, which the tests check) and adds what
+that pipeline cannot do: a start strength (editing a noised render, as in 3D) and a
+per-step latent blend that keeps unmasked regions on the input's trajectory.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from diffusers import DDIMScheduler, StableDiffusionInstructPix2PixPipeline
+from diffusers.utils.torch_utils import randn_tensor
+from jaxtyping import Bool, Float
+from torch import Tensor
+
+from editaction.config import EditConfig, RelevanceConfig
+from editaction.masking import binarize, composite, to_latent_mask
+from editaction.relevance import noise_gap, relevance_from_noise_gap
+
+IP2P_PIPELINE = "StableDiffusionInstructPix2PixPipeline"
+
+
+class EditorLoadError(ValueError):
+    """The model is missing or is not an InstructPix2Pix-family diffusers checkpoint."""
+
+
+@dataclass
+class EditResult:
+    images: Float[Tensor, "b 3 h w"]
+    """Edited images in [0, 1], equal to the input outside ``mask``."""
+    mask: Bool[Tensor, "b 1 h w"]
+    """Pixels the edit was allowed to change."""
+
+
+def default_device() -> torch.device:
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def _check_checkpoint_dir(path: Path) -> None:
+    index = path / "model_index.json"
+    if not index.is_file():
+        raise EditorLoadError(f"{path} is not a diffusers checkpoint directory (no model_index.json)")
+    try:
+        components = json.loads(index.read_text())
+    except json.JSONDecodeError as err:
+        raise EditorLoadError(f"{index} is not valid JSON: {err}") from None
+    missing = [name for name in ("unet", "vae", "text_encoder", "tokenizer") if name not in components]
+    if missing:
+        raise EditorLoadError(f"{path} is not an InstructPix2Pix checkpoint (no {', '.join(missing)})")
+
+
+def load_pipeline(
+    model: str | os.PathLike, device: torch.device, dtype: torch.dtype
+) -> StableDiffusionInstructPix2PixPipeline:
+    """Load an IP2P-family checkpoint (directory or hub id) with a DDIM scheduler; no safety checker."""
+    path = Path(model)
+    if path.exists():
+        if not path.is_dir():
+            raise EditorLoadError(f"{path} is a file; expected a diffusers checkpoint directory")
+        _check_checkpoint_dir(path)
+    elif str(model).startswith((".", "/", "~")) or str(model).count("/") != 1:
+        raise EditorLoadError(f"model not found: {model} (neither a directory nor a hub id like 'org/name')")
+    try:
+        pipe = StableDiffusionInstructPix2PixPipeline.from_pretrained(
+            str(model),
+            dtype=dtype,
+            safety_checker=None,
+            feature_extractor=None,
+            requires_safety_checker=False,
+        )
+    except (OSError, ValueError, TypeError, KeyError) as err:
+        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise EditorLoadError(f"cannot load editor from {model}: {reason}") from None
+    expected = 2 * pipe.vae.config.latent_channels  # noisy latent + image latent
+    if pipe.unet.config.in_channels != expected:
+        raise EditorLoadError(
+            f"{model} is not an InstructPix2Pix checkpoint: its UNet takes "
+            f"{pipe.unet.config.in_channels} input channels, expected {expected}"
+        )
+    pipe.scheduler = DDIMScheduler.from_config(pipe.scheduler.config)
+    return pipe.to(device)
+
+
+class Editor:
+    """Relevance maps and relevance-guided edits with one InstructPix2Pix model.
+
+    Images are float tensors in [0, 1], shape (B, 3, H, W), of any size: they are
+    padded to the VAE's stride internally and results come back at the input size.
+    """
+
+    def __init__(self, pipe: StableDiffusionInstructPix2PixPipeline):
+        self.pipe = pipe
+        self._instruction_cache: dict[str, Tensor] = {}
+
+    @classmethod
+    def from_pretrained(
+        cls,
+        model: str | os.PathLike,
+        device: str | torch.device | None = None,
+        dtype: torch.dtype | None = None,
+    ) -> Editor:
+        """Load from a diffusers directory or hub id; fp16 on CUDA and fp32 on CPU unless ``dtype`` is given."""
+        device = torch.device(device) if device is not None else default_device()
+        if dtype is None:
+            dtype = torch.float16 if device.type == "cuda" else torch.float32
+        return cls(load_pipeline(model, device, dtype))
+
+    @property
+    def device(self) -> torch.device:
+        return self.pipe.unet.device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.pipe.unet.dtype
+
+    def set_progress_bar(self, enabled: bool) -> None:
+        self.pipe.set_progress_bar_config(disable=not enabled)
+
+    # ---- conditioning -------------------------------------------------------------------------
+
+    @torch.no_grad()
+    def encode_instructions(self, instructions: Sequence[str]) -> Float[Tensor, "b n d"]:
+        """CLIP text embeddings, cached per instruction (the NeRF loop re-edits with one text)."""
+        missing = [text for text in dict.fromkeys(instructions) if text not in self._instruction_cache]
+        if missing:
+            tokenizer = self.pipe.tokenizer
+            tokens = tokenizer(
+                missing,
+                padding="max_length",
+                max_length=tokenizer.model_max_length,
+                truncation=True,
+                return_tensors="pt",
+            )
+            use_mask = getattr(self.pipe.text_encoder.config, "use_attention_mask", False)
+            mask = tokens.attention_mask.to(self.device) if use_mask else None
+            embeddings = self.pipe.text_encoder(tokens.input_ids.to(self.device), attention_mask=mask)[0]
+            for text, embedding in zip(missing, embeddings.to(self.dtype), strict=True):
+                self._instruction_cache[text] = embedding
+        return torch.stack([self._instruction_cache[text] for text in instructions])
+
+    @torch.no_grad()
+    def encode_images(
+        self, images: Float[Tensor, "b 3 h w"], generator: torch.Generator | None = None
+    ) -> Float[Tensor, "b c h/f w/f"]:
+        """Unscaled VAE latents: the mode without ``generator`` (image conditioning), a sample with it."""
+        pixels = images.to(self.device, self.dtype) * 2.0 - 1.0
+        posterior = self.pipe.vae.encode(pixels).latent_dist
+        return posterior.sample(generator) if generator is not None else posterior.mode()
+
+    @torch.no_grad()
+    def decode_latents(self, latents: Float[Tensor, "b c h w"]) -> Float[Tensor, "b 3 H W"]:
+        image = self.pipe.vae.decode(latents / self.pipe.vae.config.scaling_factor, return_dict=False)[0]
+        return (image.float() / 2.0 + 0.5).clamp(0.0, 1.0)
+
+    def _predict_noise(
+        self, latents: Tensor, timestep: Tensor, image_latents: Tensor, text_embeddings: Tensor
+    ) -> Tensor:
+        model_input = self.pipe.scheduler.scale_model_input(latents, timestep)
+        model_input = torch.cat([model_input, image_latents], dim=1)
+        return self.pipe.unet(model_input, timestep, encoder_hidden_states=text_embeddings, return_dict=False)[0]
+
+    # ---- relevance ----------------------------------------------------------------------------
+
+    @torch.no_grad()
+    def relevance_map(
+        self,
+        images: Float[Tensor, "b 3 h w"],
+        instruction: str | Sequence[str],
+        condition: Float[Tensor, "b 3 h w"] | None = None,
+        config: RelevanceConfig = RelevanceConfig(),
+        generator: torch.Generator | None = None,
+    ) -> Float[Tensor, "b 1 h w"]:
+        """Where ``instruction`` wants to change ``images``, in [0, 1] (Watch Your Steps).
+
+        ``condition`` is the image the model is conditioned on (defaults to ``images``).
+        Each noise draw is one UNet call batching the with- and without-instruction branches.
+        """
+        images, condition, size = self._prepare_inputs(images, condition)
+        batch = images.shape[0]
+        instructions = self._instruction_list(instruction, batch)
+        text = self.encode_instructions(instructions + [""] * batch)
+        scheduler = self.pipe.scheduler
+        num_train = scheduler.config.num_train_timesteps
+        timestep = torch.tensor(min(int(config.timestep_fraction * num_train), num_train - 1), device=self.device)
+        clean = self.encode_images(images, generator) * self.pipe.vae.config.scaling_factor
+        image_latents = self.encode_images(condition).repeat(2, 1, 1, 1)
+        gap = torch.zeros((batch, 1, *clean.shape[-2:]), device=self.device)
+        for _ in range(config.noise_samples):
+            noise = randn_tensor(clean.shape, generator=generator, device=self.device, dtype=clean.dtype)
+            noisy = scheduler.add_noise(clean, noise, timestep).repeat(2, 1, 1, 1)
+            eps_text, eps_empty = self._predict_noise(noisy, timestep, image_latents, text).chunk(2)
+            gap += noise_gap(eps_text, eps_empty)
+        relevance = relevance_from_noise_gap(gap / config.noise_samples, images.shape[-2:], config.iqr_factor)
+        return relevance[..., : size[0], : size[1]]
+
+    # ---- editing ------------------------------------------------------------------------------
+
+    @torch.no_grad()
+    def edit(
+        self,
+        images: Float[Tensor, "b 3 h w"],
+        instruction: str | Sequence[str],
+        condition: Float[Tensor, "b 3 h w"] | None = None,
+        relevance: Float[Tensor, "b 1 h w"] | None = None,
+        config: EditConfig = EditConfig(),
+        generator: torch.Generator | None = None,
+    ) -> EditResult:
+        """Edit ``images`` by ``instruction``, only where ``relevance`` reaches ``config.threshold``.
+
+        ``condition`` is the image IP2P is conditioned on (defaults to ``images``; in 3D the
+        original photo while ``images`` is the current render). Without ``relevance``, or
+        with threshold 0, this is plain InstructPix2Pix.
+        """
+        images, condition, size = self._prepare_inputs(images, condition)
+        batch = images.shape[0]
+        pipe, scheduler = self.pipe, self.pipe.scheduler
+
+        # 1. Conditioning: text branches [T, "", ""], image branches [c_I, c_I, 0] (IP2P CFG).
+        instructions = self._instruction_list(instruction, batch)
+        text = self.encode_instructions(instructions + [""] * (2 * batch))
+        image_latents = self.encode_images(condition)
+        image_latents = torch.cat([image_latents, image_latents, torch.zeros_like(image_latents)])
+
+        # 2. Edit mask, in pixels and in latent cells.
+        mask = self._edit_mask(relevance, config.threshold, images.shape, size)
+        latent_size = tuple(image_latents.shape[-2:])
+        latent_mask = None if mask is None else to_latent_mask(mask, latent_size)
+
+        # 3. Timesteps, truncated by strength as diffusers' img2img does.
+        scheduler.set_timesteps(config.steps, device=self.device)
+        skipped = config.steps - min(int(config.steps * config.strength), config.steps)
+        timesteps = scheduler.timesteps[skipped * scheduler.order :]
+        if len(timesteps) == 0:
+            raise ValueError(f"strength {config.strength:g} leaves no step of {config.steps}; raise either")
+
+        # 4. Start latents: pure noise (as IP2P), or the input noised to the first timestep.
+        shape = (batch, pipe.vae.config.latent_channels, *latent_size)
+        noise = randn_tensor(shape, generator=generator, device=self.device, dtype=self.dtype)
+        needs_clean = latent_mask is not None or skipped > 0
+        clean = self.encode_images(images) * pipe.vae.config.scaling_factor if needs_clean else None
+        if skipped > 0:
+            latents = scheduler.add_noise(clean, noise, timesteps[:1])
+        else:
+            latents = noise * scheduler.init_noise_sigma
+
+        # 5. Denoise; outside the mask, put the input back at the noise level of the next step.
+        with pipe.progress_bar(total=len(timesteps)) as progress:
+            for i, t in enumerate(timesteps):
+                eps_text, eps_image, eps_uncond = self._predict_noise(
+                    torch.cat([latents] * 3), t, image_latents, text
+                ).chunk(3)
+                eps = (
+                    eps_uncond
+                    + config.text_guidance * (eps_text - eps_image)
+                    + config.image_guidance * (eps_image - eps_uncond)
+                )
+                latents = scheduler.step(eps, t, latents, return_dict=False)[0]
+                if latent_mask is not None:
+                    background = clean
+                    if i + 1 < len(timesteps):
+                        background = scheduler.add_noise(clean, noise, timesteps[i + 1 : i + 2])
+                    latents = torch.where(latent_mask, latents, background)
+                progress.update()
+
+        # 6. Decode, then keep the input bit for bit outside the mask.
+        edited = self.decode_latents(latents)
+        if mask is not None:
+            edited = composite(edited, images.float(), mask)
+        keep = (..., slice(0, size[0]), slice(0, size[1]))
+        full_mask = mask if mask is not None else torch.ones_like(edited[:, :1], dtype=torch.bool)
+        return EditResult(images=edited[keep], mask=full_mask[keep])
+
+    # ---- helpers ------------------------------------------------------------------------------
+
+    def _prepare_inputs(self, images: Tensor, condition: Tensor | None) -> tuple[Tensor, Tensor, tuple[int, int]]:
+        """Check shapes, move to the model's device and pad the bottom/right edges to the VAE's stride."""
+        if images.ndim == 3:
+            images = images[None]
+        if images.ndim != 4 or images.shape[1] != 3:
+            raise ValueError(f"images must have shape (B, 3, H, W), got {tuple(images.shape)}")
+        condition = images if condition is None else (condition[None] if condition.ndim == 3 else condition)
+        if condition.shape != images.shape:
+            raise ValueError(f"condition shape {tuple(condition.shape)} differs from images {tuple(images.shape)}")
+        size = tuple(images.shape[-2:])
+        return self._pad(images.to(self.device)), self._pad(condition.to(self.device)), size
+
+    def _pad(self, tensor: Tensor) -> Tensor:
+        stride = self.pipe.vae_scale_factor
+        height, width = tensor.shape[-2:]
+        pad_h, pad_w = -height % stride, -width % stride
+        if pad_h == 0 and pad_w == 0:
+            return tensor
+        return F.pad(tensor.float(), (0, pad_w, 0, pad_h), mode="replicate").to(tensor.dtype)
+
+    def _edit_mask(
+        self, relevance: Tensor | None, threshold: float, shape: torch.Size, size: tuple[int, int]
+    ) -> Tensor | None:
+        """Binary pixel mask, or None when the whole image may change (no relevance or threshold 0)."""
+        if relevance is None or threshold <= 0.0:
+            return None
+        if relevance.ndim == 3:
+            relevance = relevance[None]
+        if relevance.shape[0] != shape[0] or tuple(relevance.shape[-2:]) != size or relevance.shape[1] != 1:
+            raise ValueError(
+                f"relevance must have shape ({shape[0]}, 1, {size[0]}, {size[1]}), got {tuple(relevance.shape)}"
+            )
+        return binarize(self._pad(relevance.to(self.device).float()), threshold)
+
+    @staticmethod
+    def _instruction_list(instruction: str | Sequence[str], batch: int) -> list[str]:
+        instructions = [instruction] * batch if isinstance(instruction, str) else list(instruction)
+        if len(instructions) != batch:
+            raise ValueError(f"got {len(instructions)} instructions for {batch} images")
+        if any(not text.strip() for text in instructions):
+            raise ValueError("the instruction is empty")
+        return instructions

@@ -1,0 +1,1 @@
+"""nerfstudio method ``relevance-edit``: a relevance field and relevance-masked iterative dataset updates."""

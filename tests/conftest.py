@@ -1,0 +1,47 @@
+"""Shared fixtures: tiny random-weight InstructPix2Pix checkpoints built offline."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import sys
+from pathlib import Path
+from types import ModuleType
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")  # nothing in the tests may reach the network
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def load_script(name: str) -> ModuleType:
+    """Import ``scripts/<name>.py`` as a module (scripts are not a package)."""
+    path = REPO / "scripts" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(f"scripts_{name}", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tmp_path_factory) -> Path:
+    from editaction.tiny import build_pipeline, save_pipeline
+
+    return save_pipeline(build_pipeline(seed=0), tmp_path_factory.mktemp("tiny-ip2p"))
+
+
+@pytest.fixture(scope="session")
+def editor(tiny_checkpoint):
+    from editaction import Editor
+
+    editor = Editor.from_pretrained(tiny_checkpoint, device="cpu")
+    editor.set_progress_bar(False)
+    return editor
+
+
+@pytest.fixture
+def generator():
+    return torch.Generator().manual_seed(0)

@@ -1,0 +1,121 @@
+"""scripts/edit_image.py: the happy path end to end, and one-line errors for user mistakes."""
+
+import subprocess
+import sys
+
+import cv2
+import numpy as np
+import pytest
+
+from tests.conftest import REPO, load_script
+
+cli = load_script("edit_image")
+
+
+@pytest.fixture
+def photo(tmp_path):
+    rng = np.random.default_rng(0)
+    path = tmp_path / "photo.png"
+    cv2.imwrite(str(path), rng.integers(0, 256, (36, 44, 4), dtype=np.uint8))  # odd size, with alpha
+    return path
+
+
+def run_cli(*argv):
+    return subprocess.run(
+        [sys.executable, str(REPO / "scripts" / "edit_image.py"), *map(str, argv)],
+        capture_output=True,
+        text=True,
+        env={"HF_HUB_OFFLINE": "1", "PATH": "/usr/bin:/bin"},
+        timeout=300,
+    )
+
+
+def test_happy_path_writes_edit_relevance_and_mask(photo, tiny_checkpoint, tmp_path):
+    before = photo.read_bytes()
+    out = tmp_path / "out"
+    done = run_cli(
+        "--image",
+        photo,
+        "--text",
+        "make it blue",
+        "--model",
+        tiny_checkpoint,
+        "--out",
+        out,
+        "--steps",
+        "4",
+        "--threshold",
+        "0.5",
+    )
+    assert done.returncode == 0, done.stderr
+    assert "Traceback" not in done.stderr
+    edited = cv2.imread(str(out / "photo_edited.png"), cv2.IMREAD_UNCHANGED)
+    original = cv2.imread(str(photo), cv2.IMREAD_UNCHANGED)
+    mask = cv2.imread(str(out / "photo_mask.png"), cv2.IMREAD_GRAYSCALE) > 127
+    relevance = cv2.imread(str(out / "photo_relevance.png"))
+    assert edited.shape == original.shape and relevance.shape == (36, 44, 3)
+    assert 0 < mask.mean() < 1
+    assert np.array_equal(edited[~mask], original[~mask])  # alpha too
+    assert np.array_equal(edited[..., 3], original[..., 3])
+    assert photo.read_bytes() == before
+
+
+def run_main(monkeypatch, capsys, *argv):
+    monkeypatch.setattr(sys, "argv", ["edit_image.py", *map(str, argv)])
+    code = cli.main()
+    return code, capsys.readouterr().err
+
+
+def test_no_relevance_edits_everywhere(monkeypatch, capsys, photo, tiny_checkpoint, tmp_path):
+    code, err = run_main(
+        monkeypatch,
+        capsys,
+        "--image",
+        photo,
+        "--text",
+        "make it blue",
+        "--model",
+        tiny_checkpoint,
+        "--out",
+        tmp_path / "o",
+        "--steps",
+        "3",
+        "--no-relevance",
+    )
+    assert code == 0, err
+    assert cv2.imread(str(tmp_path / "o" / "photo_mask.png")).min() == 255
+    assert not (tmp_path / "o" / "photo_relevance.png").exists()
+
+
+@pytest.mark.parametrize(
+    "argv,message",
+    [
+        (["--image", "{tmp}/missing.png", "--text", "x"], "image not found"),
+        (["--image", "{tmp}/corrupt.png", "--text", "x"], "cannot read image"),
+        (["--image", "{photo}", "--text", "  "], "--text is empty"),
+        (["--image", "{photo}", "--text", "x", "--model", "{tmp}"], "not a diffusers checkpoint"),
+        (["--image", "{photo}", "--text", "x", "--threshold", "1.5"], "threshold must be in"),
+        (["--image", "{photo}", "--text", "x", "--text-guidance", "-2"], "text guidance must be in"),
+        (["--image", "{photo}", "--text", "x", "--image-guidance", "1000"], "image guidance must be in"),
+    ],
+)
+def test_bad_input_is_one_line_error(monkeypatch, capsys, photo, tiny_checkpoint, tmp_path, argv, message):
+    (tmp_path / "corrupt.png").write_bytes(b"\x89PNG broken")
+    argv = [a.format(tmp=tmp_path, photo=photo) for a in argv]
+    if "--model" not in argv:
+        argv += ["--model", str(tiny_checkpoint)]
+    code, err = run_main(monkeypatch, capsys, *argv, "--out", tmp_path / "out", "--steps", "2")
+    assert code == 2
+    assert message in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "out").exists()
+
+
+def test_refuses_to_overwrite_outputs(monkeypatch, capsys, photo, tiny_checkpoint, tmp_path):
+    common = ["--image", photo, "--text", "make it red", "--model", tiny_checkpoint, "--steps", "2"]
+    assert run_main(monkeypatch, capsys, *common, "--out", tmp_path / "o")[0] == 0
+    stamp = (tmp_path / "o" / "photo_edited.png").read_bytes()
+    code, err = run_main(monkeypatch, capsys, *common, "--out", tmp_path / "o", "--seed", "5")
+    assert code == 2 and "--overwrite" in err
+    assert (tmp_path / "o" / "photo_edited.png").read_bytes() == stamp
+    assert run_main(monkeypatch, capsys, *common, "--out", tmp_path / "o", "--seed", "5", "--overwrite")[0] == 0
+    assert (tmp_path / "o" / "photo_edited.png").read_bytes() != stamp

@@ -1,0 +1,146 @@
+import numpy as np
+import pytest
+import torch
+from diffusers import StableDiffusionInstructPix2PixPipeline, UNet2DConditionModel
+from PIL import Image
+
+from editaction import EditConfig, Editor, EditorLoadError
+from editaction.tiny import build_pipeline, save_pipeline
+
+FAST = EditConfig(steps=4)
+
+
+def uint8_image(seed: int, height: int = 32, width: int = 32) -> torch.Tensor:
+    array = np.random.default_rng(seed).integers(0, 256, (height, width, 3), dtype=np.uint8)
+    return torch.from_numpy(array).permute(2, 0, 1)[None].float() / 255
+
+
+def test_threshold_zero_reproduces_diffusers_pipeline(editor, tiny_checkpoint):
+    image = uint8_image(1)
+    config = EditConfig(steps=5, text_guidance=7.5, image_guidance=1.5, threshold=0.0)
+    ours = editor.edit(
+        image,
+        "make it blue",
+        relevance=torch.rand(1, 1, 32, 32),
+        config=config,
+        generator=torch.Generator().manual_seed(0),
+    )
+    pipe = StableDiffusionInstructPix2PixPipeline.from_pretrained(tiny_checkpoint)
+    pipe.set_progress_bar_config(disable=True)
+    pil = Image.fromarray((image[0].permute(1, 2, 0).numpy() * 255).round().astype(np.uint8))
+    reference = pipe(
+        "make it blue",
+        image=pil,
+        num_inference_steps=5,
+        guidance_scale=7.5,
+        image_guidance_scale=1.5,
+        generator=torch.Generator().manual_seed(0),
+        output_type="pt",
+    ).images
+    assert ours.mask.all()
+    assert torch.allclose(ours.images, reference, atol=1e-5)
+    # and it really edits: the output is not the input
+    assert (ours.images - image).abs().mean() > 1e-2
+
+
+def test_pixels_outside_mask_are_bit_identical(editor, generator):
+    image = uint8_image(2, 40, 48)
+    relevance = torch.zeros(1, 1, 40, 48)
+    relevance[..., 8:24, 16:40] = 1.0
+    result = editor.edit(image, "make the cube red", relevance=relevance, config=FAST, generator=generator)
+    outside = ~result.mask.expand_as(image)
+    assert result.mask.sum() == 16 * 24
+    assert torch.equal(result.images[outside], image[outside])
+    assert not torch.equal(result.images[~outside], image[~outside])
+
+
+def test_latent_blend_keeps_unmasked_latents_on_the_input(editor, generator):
+    """Without the pixel composite, unmasked regions still come out close to the input."""
+    image = uint8_image(5)
+    relevance = torch.zeros(1, 1, 32, 32)
+    relevance[..., :, :16] = 1.0
+    masked = editor.edit(image, "make it blue", relevance=relevance, config=FAST, generator=generator)
+    plain = editor.edit(image, "make it blue", config=FAST, generator=torch.Generator().manual_seed(0))
+    # the right half is kept from the input exactly, while plain IP2P changed it
+    assert torch.equal(masked.images[..., 16:], image[..., 16:])
+    assert not torch.allclose(plain.images[..., 16:], image[..., 16:], atol=1e-2)
+
+
+def test_same_seed_same_result_other_seed_differs(editor):
+    image = uint8_image(3)
+
+    def run(seed: int) -> torch.Tensor:
+        return editor.edit(image, "make it green", config=FAST, generator=torch.Generator().manual_seed(seed)).images
+
+    assert torch.equal(run(7), run(7))
+    assert not torch.equal(run(7), run(8))
+
+
+def test_batch_takes_one_instruction_per_image(editor):
+    images = torch.cat([uint8_image(10), uint8_image(11)])
+    batch = editor.edit(
+        images, ["make it red", "make it blue"], config=FAST, generator=torch.Generator().manual_seed(0)
+    )
+    assert batch.images.shape == (2, 3, 32, 32)
+    single = editor.edit(images[1:], "make it blue", config=FAST, generator=torch.Generator().manual_seed(0))
+    # noise differs per batch position, but the instruction is per image: the two batch items differ
+    assert not torch.allclose(batch.images[0], batch.images[1])
+    assert single.images.shape == (1, 3, 32, 32)
+
+
+@pytest.mark.parametrize("size", [(37, 45), (31, 64), (13, 21)])
+def test_any_size_comes_back_at_input_size(editor, generator, size):
+    image = torch.rand(1, 3, *size, generator=generator)
+    relevance = editor.relevance_map(image, "make it red", generator=generator)
+    result = editor.edit(image, "make it red", relevance=relevance, config=FAST, generator=generator)
+    assert result.images.shape == image.shape and result.mask.shape == (1, 1, *size)
+    outside = ~result.mask.expand_as(image)
+    assert torch.equal(result.images[outside], image[outside])
+
+
+def test_strength_runs_only_the_tail_of_the_schedule(editor, generator):
+    calls = []
+    hook = editor.pipe.unet.register_forward_hook(lambda *args: calls.append(1))
+    try:
+        editor.edit(uint8_image(4), "make it red", config=EditConfig(steps=10, strength=0.4), generator=generator)
+    finally:
+        hook.remove()
+    assert len(calls) == 4
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        dict(threshold=1.5),
+        dict(threshold=-0.1),
+        dict(text_guidance=-1),
+        dict(image_guidance=200),
+        dict(steps=0),
+        dict(strength=0),
+    ],
+)
+def test_invalid_config_is_rejected(kwargs):
+    with pytest.raises(ValueError):
+        EditConfig(**kwargs)
+
+
+def test_empty_instruction_is_rejected(editor):
+    with pytest.raises(ValueError, match="empty"):
+        editor.edit(uint8_image(0), "  ", config=FAST)
+
+
+def test_load_errors_are_clear(tmp_path):
+    with pytest.raises(EditorLoadError, match="not found"):
+        Editor.from_pretrained(tmp_path / "missing", device="cpu")
+    with pytest.raises(EditorLoadError, match="no model_index.json"):
+        Editor.from_pretrained(tmp_path, device="cpu")
+    with pytest.raises(EditorLoadError, match="cannot load editor"):
+        Editor.from_pretrained("nobody/not-a-cached-model", device="cpu")  # HF_HUB_OFFLINE=1
+
+
+def test_text_to_image_checkpoint_is_not_an_editor(tmp_path):
+    pipe = build_pipeline()
+    pipe.register_modules(unet=UNet2DConditionModel.from_config(pipe.unet.config, in_channels=4))
+    save_pipeline(pipe, tmp_path / "sd")
+    with pytest.raises(EditorLoadError, match="not an InstructPix2Pix checkpoint"):
+        Editor.from_pretrained(tmp_path / "sd", device="cpu")

@@ -1,0 +1,58 @@
+import cv2
+import numpy as np
+import pytest
+
+from editaction import ImageReadError, read_image, to_array, write_image
+
+
+def write_raw(path, array):
+    """Write with OpenCV directly (BGR order) to make test inputs."""
+    assert cv2.imwrite(str(path), array)
+    return path
+
+
+@pytest.mark.parametrize(
+    "shape,dtype",
+    [
+        ((20, 30, 3), np.uint8),
+        ((20, 30, 4), np.uint8),
+        ((20, 30), np.uint8),
+        ((20, 30, 3), np.uint16),
+        ((20, 30), np.uint16),
+        ((20, 30, 4), np.uint16),
+    ],
+)
+def test_round_trip_is_bit_identical(tmp_path, shape, dtype):
+    rng = np.random.default_rng(0)
+    raw = rng.integers(0, np.iinfo(dtype).max + 1, shape, dtype=dtype)
+    image = read_image(write_raw(tmp_path / "in.png", raw))
+    assert image.rgb.shape == (3, 20, 30) and image.rgb.min() >= 0 and image.rgb.max() <= 1
+    out = tmp_path / "out.png"
+    write_image(out, to_array(image.rgb, like=image))
+    again = cv2.imread(str(out), cv2.IMREAD_UNCHANGED)
+    assert again.dtype == dtype
+    if len(shape) == 2:  # gray comes back as RGB with equal channels
+        assert np.array_equal(again[..., 0], raw) and np.array_equal(again[..., 2], raw)
+    else:
+        assert np.array_equal(again, raw)
+
+
+def test_rgb_order_is_rgb(tmp_path):
+    bgr = np.zeros((4, 4, 3), np.uint8)
+    bgr[..., 2] = 255  # red in OpenCV's BGR
+    image = read_image(write_raw(tmp_path / "red.png", bgr))
+    assert image.rgb[0].min() == 1 and image.rgb[1:].max() == 0
+
+
+def test_missing_and_corrupt_files(tmp_path):
+    with pytest.raises(ImageReadError, match="not found"):
+        read_image(tmp_path / "nope.png")
+    bad = tmp_path / "bad.png"
+    bad.write_bytes(b"not an image")
+    with pytest.raises(ImageReadError, match="cannot read"):
+        read_image(bad)
+
+
+def test_write_is_atomic_and_leaves_no_temporary_files(tmp_path):
+    write_image(tmp_path / "a.png", np.zeros((4, 4, 3), np.uint8))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.png"]
