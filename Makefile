@@ -14,7 +14,7 @@ TEXT ?= make the red cube blue
 STEPS ?= 20
 OUT ?= outputs/demo
 
-.PHONY: demo test test-fast lint clean-venv
+.PHONY: demo test test-fast lint train-smoke clean-venv
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -32,6 +32,16 @@ outputs/tiny-ip2p: | $(STAMP)
 demo: $(STAMP) $(if $(filter outputs/tiny-ip2p,$(MODEL)),outputs/tiny-ip2p)
 	$(PY) scripts/edit_image.py --image $(IMAGE) --text "$(TEXT)" --model $(MODEL) --steps $(STEPS) \
 		--out $(OUT) --overwrite
+
+outputs/toy-actions: | $(STAMP)
+	$(PY) scripts/make_toy_action_videos.py --out outputs/toy-videos
+	$(PY) scripts/extract_action_pairs.py --videos outputs/toy-videos --annotations outputs/toy-videos/annotations.csv \
+		--out $@
+
+# A few EditAction steps on CPU: tiny model, toy action pairs (continues an earlier smoke run).
+train-smoke: $(STAMP) outputs/tiny-ip2p outputs/toy-actions
+	$(PY) scripts/train_editaction.py --config configs/editaction_cpu_smoke.yaml \
+		$(if $(wildcard outputs/editaction-smoke/checkpoints),--resume latest)
 
 test: $(STAMP)
 	$(PY) -m pytest

@@ -1,0 +1,1 @@
+"""EditAction fine-tuning of InstructPix2Pix for action instructions (arXiv 2412.04558)."""

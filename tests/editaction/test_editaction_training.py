@@ -1,0 +1,177 @@
+"""EditAction fine-tuning: loss signs, frozen cross-attention, exact resume, exported checkpoint."""
+
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+import torch
+from diffusers import StableDiffusionInstructPix2PixPipeline
+from safetensors.torch import load_file
+
+from editaction import EditConfig, Editor
+from editaction.synthetic import write_action_videos
+from editaction.tiny import build_clip_tokenizer
+from editaction.train.action_pairs import extract_action_pairs
+from editaction.train.config import TrainConfig, load_config
+from editaction.train.dataset import DatasetError, read_metadata
+from editaction.train.losses import action_loss, per_sample_error
+from editaction.train.negatives import NoNegativeError, content_tokens, disjoint_candidates, sample_negatives
+from editaction.train.trainer import EditActionTrainer, TrainingSetupError
+from tests.conftest import REPO
+
+
+@pytest.fixture(scope="module")
+def action_data(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("actions")
+    annotations = write_action_videos(root / "videos", videos=4, size=32)
+    report = extract_action_pairs(root / "videos", annotations, root / "data")
+    assert report.written == 8 and not report.skipped
+    return root / "data"
+
+
+def smoke_config(tiny_checkpoint, data, out, **overrides) -> TrainConfig:
+    base = load_config(REPO / "configs" / "editaction_cpu_smoke.yaml")
+    values = dict(
+        model=str(tiny_checkpoint),
+        data_dir=data,
+        output_dir=out,
+        resolution=32,
+        batch_size=2,
+        gradient_accumulation_steps=2,
+        max_steps=3,
+        checkpoint_every=100,
+        log_every=1,
+    )
+    return replace(base, **{**values, **overrides})
+
+
+def test_action_loss_matches_hand_computed_values():
+    e_right, e_negative = torch.tensor([0.2, 1.0, 0.5]), torch.tensor([0.7, 0.4, 0.5])
+    expected = [torch.log1p(torch.exp(torch.tensor(d))).item() for d in (-0.5, 0.6, 0.0)]
+    assert torch.allclose(action_loss(e_right, e_negative), torch.tensor(expected))
+    # = -log(exp(-e_T) / (exp(-e_T) + exp(-e_T')))
+    softmax = -torch.log(torch.exp(-e_right) / (torch.exp(-e_right) + torch.exp(-e_negative)))
+    assert torch.allclose(action_loss(e_right, e_negative), softmax)
+
+
+def test_action_loss_gradient_favours_the_right_instruction():
+    e_right = torch.tensor([0.5], requires_grad=True)
+    e_negative = torch.tensor([0.5], requires_grad=True)
+    action_loss(e_right, e_negative).sum().backward()
+    assert e_right.grad.item() > 0 > e_negative.grad.item()  # descent lowers e_T and raises e_T'
+
+
+def test_per_sample_error_is_mean_over_chw():
+    prediction, target = torch.zeros(2, 4, 2, 2), torch.zeros(2, 4, 2, 2)
+    prediction[1] = 2.0
+    assert per_sample_error(prediction, target).tolist() == [0.0, 4.0]
+
+
+def test_negatives_never_share_a_token():
+    tokenizer = build_clip_tokenizer()
+    instructions = ["open the drawer", "close the drawer", "pour water into a cup", "slice red onion", "open a cup"]
+    candidates = disjoint_candidates(tokenizer, instructions)
+    generator = torch.Generator().manual_seed(0)
+    ids = torch.arange(len(instructions)).repeat(40)
+    for right, negative in zip(ids.tolist(), sample_negatives(candidates, ids, generator).tolist(), strict=True):
+        assert right != negative
+        assert not content_tokens(tokenizer, instructions[right]) & content_tokens(tokenizer, instructions[negative])
+    assert content_tokens(tokenizer, "open the drawer") == content_tokens(tokenizer, "Open  the drawer")
+    with pytest.raises(NoNegativeError, match="open the drawer"):
+        disjoint_candidates(tokenizer, ["open the drawer", "close the drawer"])
+
+
+def test_extraction_reports_and_skips_bad_rows(tmp_path):
+    annotations = write_action_videos(tmp_path / "videos", videos=1, size=32)
+    with annotations.open("a") as handle:
+        handle.write(
+            "video_000.mp4,0.5,99,beyond the end\nmissing.mp4,0,1,no such video\nvideo_000.mp4,1,0.5,reversed\n"
+        )
+    report = extract_action_pairs(tmp_path / "videos", annotations, tmp_path / "data")
+    assert report.written == 2 and len(report.skipped) == 3
+    assert "outside the video" in report.skipped[0] and "cannot open video" in report.skipped[1]
+    assert len(read_metadata(tmp_path / "data")) == 2
+    with pytest.raises(DatasetError, match="not empty"):
+        extract_action_pairs(tmp_path / "videos", annotations, tmp_path / "data")
+
+
+def test_training_freezes_cross_attention_and_keeps_reference(tiny_checkpoint, action_data, tmp_path):
+    trainer = EditActionTrainer(smoke_config(tiny_checkpoint, action_data, tmp_path / "run", max_steps=2))
+    unet = trainer.accelerator.unwrap_model(trainer.unet)
+    start = {name: param.detach().clone() for name, param in unet.named_parameters()}
+    reference_start = {name: p.detach().clone() for name, p in trainer.reference_unet.named_parameters()}
+    batch = next(iter(torch.utils.data.DataLoader(trainer.dataset, batch_size=2)))
+    first = trainer.compute_losses(batch, torch.Generator().manual_seed(0))
+    assert first.regularisation.item() < 1e-10  # the fine-tuned UNet starts as the reference
+    assert first.action is not None
+    final = trainer.train()
+
+    cross = [name for name in start if ".attn2." in name]
+    assert cross
+    for name, param in unet.named_parameters():
+        if ".attn2." in name:
+            assert torch.equal(param, start[name]), name
+    changed = [name for name, param in unet.named_parameters() if not torch.equal(param, start[name])]
+    assert len(changed) == len(start) - len(cross)
+    for name, param in trainer.reference_unet.named_parameters():
+        assert torch.equal(param, reference_start[name])
+
+    # the export is a complete diffusers IP2P checkpoint that the 2D editor uses
+    pipe = StableDiffusionInstructPix2PixPipeline.from_pretrained(final)
+    assert torch.equal(pipe.unet.state_dict()["conv_in.weight"], unet.state_dict()["conv_in.weight"])
+    editor = Editor.from_pretrained(final, device="cpu")
+    editor.set_progress_bar(False)
+    image = torch.rand(1, 3, 32, 32)
+    result = editor.edit(image, "slide red square left", relevance=torch.ones(1, 1, 32, 32), config=EditConfig(steps=2))
+    assert result.images.shape == image.shape
+    logs = list((tmp_path / "run" / "editaction").rglob("events.out.tfevents*"))
+    assert logs  # tensorboard
+
+
+def test_unfrozen_cross_attention_and_no_reference(tiny_checkpoint, action_data, tmp_path):
+    config = smoke_config(
+        tiny_checkpoint, action_data, tmp_path / "run", max_steps=1, freeze_cross_attention=False, lambda_reg=0.0
+    )
+    trainer = EditActionTrainer(config)
+    assert trainer.reference_unet is None
+    unet = trainer.accelerator.unwrap_model(trainer.unet)
+    before = {n: p.detach().clone() for n, p in unet.named_parameters() if ".attn2." in n}
+    trainer.train()
+    assert any(not torch.equal(p, before[n]) for n, p in unet.named_parameters() if ".attn2." in n)
+
+
+def test_resume_continues_bit_for_bit(tiny_checkpoint, action_data, tmp_path):
+    straight = smoke_config(tiny_checkpoint, action_data, tmp_path / "straight", max_steps=4, use_ema=True)
+    EditActionTrainer(straight).train()
+
+    split = smoke_config(tiny_checkpoint, action_data, tmp_path / "split", max_steps=2, use_ema=True)
+    EditActionTrainer(split).train()
+    assert (tmp_path / "split" / "checkpoints" / "step-0000002").is_dir()
+    with pytest.raises(TrainingSetupError, match="--resume latest"):
+        EditActionTrainer(replace(split, max_steps=4))
+    EditActionTrainer(replace(split, max_steps=4, resume="latest")).train()
+
+    one = load_file(tmp_path / "straight" / "checkpoints" / "step-0000004" / "unet.safetensors")
+    two = load_file(tmp_path / "split" / "checkpoints" / "step-0000004" / "unet.safetensors")
+    assert all(torch.equal(one[name], two[name]) for name in one)
+    assert json.loads((tmp_path / "split" / "checkpoints" / "step-0000004" / "trainer_state.json").read_text()) == {
+        "step": 4
+    }
+    exported_one = load_file(next((tmp_path / "straight" / "final" / "unet").glob("*.safetensors")))
+    exported_two = load_file(next((tmp_path / "split" / "final" / "unet").glob("*.safetensors")))
+    assert all(torch.equal(exported_one[name], exported_two[name]) for name in exported_one)  # EMA weights
+
+
+def test_never_writes_into_the_starting_checkpoint(tiny_checkpoint, action_data):
+    with pytest.raises(TrainingSetupError, match="inside the starting checkpoint"):
+        EditActionTrainer(smoke_config(tiny_checkpoint, action_data, tiny_checkpoint / "run"))
+
+
+def test_preset_rejects_unknown_settings(tmp_path):
+    preset = tmp_path / "bad.yaml"
+    preset.write_text("max_step: 10\n")
+    with pytest.raises(ValueError, match="unknown setting"):
+        load_config(preset)
+    for name in ("editaction_paper.yaml", "editaction_cpu_smoke.yaml"):
+        load_config(REPO / "configs" / name)
