@@ -224,6 +224,7 @@ class Editor:
         original photo while ``images`` is the current render). Without ``relevance``, or
         with threshold 0, this is plain InstructPix2Pix.
         """
+        conditioned_on_input = condition is None
         images, condition, size = self._prepare_inputs(images, condition)
         batch = images.shape[0]
         pipe, scheduler = self.pipe, self.pipe.scheduler
@@ -231,8 +232,8 @@ class Editor:
         # 1. Conditioning: text branches [T, "", ""], image branches [c_I, c_I, 0] (IP2P CFG).
         instructions = self._instruction_list(instruction, batch)
         text = self.encode_instructions(instructions + [""] * (2 * batch))
-        image_latents = self.encode_images(condition)
-        image_latents = torch.cat([image_latents, image_latents, torch.zeros_like(image_latents)])
+        condition_latents = self.encode_images(condition)
+        image_latents = torch.cat([condition_latents, condition_latents, torch.zeros_like(condition_latents)])
 
         # 2. Edit mask, in pixels and in latent cells.
         mask = self._edit_mask(relevance, config.threshold, images.shape, size)
@@ -249,8 +250,10 @@ class Editor:
         # 4. Start latents: pure noise (as IP2P), or the input noised to the first timestep.
         shape = (batch, pipe.vae.config.latent_channels, *latent_size)
         noise = randn_tensor(shape, generator=generator, device=self.device, dtype=self.dtype)
-        needs_clean = latent_mask is not None or skipped > 0
-        clean = self.encode_images(images) * pipe.vae.config.scaling_factor if needs_clean else None
+        clean = None
+        if latent_mask is not None or skipped > 0:  # the input's own latents (shared when it is the condition)
+            clean = condition_latents if conditioned_on_input else self.encode_images(images)
+            clean = clean * pipe.vae.config.scaling_factor
         if skipped > 0:
             latents = scheduler.add_noise(clean, noise, timesteps[:1])
         else:

@@ -1,0 +1,97 @@
+"""2D edit cost: relevance-guided edit versus diffusers' plain InstructPix2Pix pipeline, side by side.
+
+    python bench/edit_2d.py                      # tiny model, 128 px, 20 steps (CPU: about a minute)
+    python bench/edit_2d.py --arch sd15 --size 256 --steps 10   # Stable Diffusion 1.5 sizes, random weights
+
+Weights are random (speed and memory do not depend on their values). Each variant runs
+``repeats`` times after one warm-up; the table gives the median and the ratio to diffusers.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+import tyro
+
+from editaction import EditConfig, Editor
+from editaction.tiny import SD15_ARCHITECTURE, IP2PArchitecture, build_pipeline
+
+
+@dataclass
+class BenchArgs:
+    arch: Literal["tiny", "sd15"] = "tiny"
+    size: int = 128
+    steps: int = 20
+    repeats: int = 3
+    device: str | None = None
+
+
+def timed(run: Callable[[], object], repeats: int, device: torch.device) -> tuple[float, float]:
+    """Median seconds and peak CUDA memory (GiB; 0 on CPU) over ``repeats`` runs after a warm-up."""
+    run()
+    seconds = []
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats()
+    for _ in range(repeats):
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        start = time.perf_counter()
+        run()
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        seconds.append(time.perf_counter() - start)
+    peak = torch.cuda.max_memory_allocated() / 2**30 if device.type == "cuda" else 0.0
+    return statistics.median(seconds), peak
+
+
+def main() -> None:
+    args = tyro.cli(BenchArgs, description=__doc__)
+    device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    dtype = torch.float16 if device.type == "cuda" else torch.float32
+    torch.set_grad_enabled(False)
+    pipe = build_pipeline(SD15_ARCHITECTURE if args.arch == "sd15" else IP2PArchitecture()).to(device)
+    if dtype != torch.float32:
+        pipe.to(dtype=dtype)
+    pipe.set_progress_bar_config(disable=True)
+    editor = Editor(pipe)
+    image = torch.rand(1, 3, args.size, args.size)
+    relevance = torch.zeros(1, 1, args.size, args.size)
+    relevance[..., : args.size // 2, :] = 1.0
+    text = "make the red cube blue"
+    plain, masked = EditConfig(steps=args.steps, threshold=0.0), EditConfig(steps=args.steps, threshold=0.5)
+
+    def seeded() -> torch.Generator:
+        return torch.Generator(device.type).manual_seed(0)
+
+    variants = {
+        "diffusers IP2P pipeline": lambda: pipe(
+            text, image=image, num_inference_steps=args.steps, generator=seeded(), output_type="pt"
+        ),
+        "Editor.edit, no mask": lambda: editor.edit(image, text, config=plain, generator=seeded()),
+        "Editor.edit, relevance mask": lambda: editor.edit(
+            image, text, relevance=relevance, config=masked, generator=seeded()
+        ),
+        "relevance_map + masked edit": lambda: editor.edit(
+            image,
+            text,
+            relevance=editor.relevance_map(image, text, generator=seeded()),
+            config=masked,
+            generator=seeded(),
+        ),
+    }
+    print(f"device {device} ({dtype}), arch {args.arch}, {args.size} px, {args.steps} steps, median of {args.repeats}")
+    print("| variant | seconds | x diffusers | peak GiB |\n|---|---|---|---|")
+    baseline = None
+    for name, run in variants.items():
+        seconds, peak = timed(run, args.repeats, device)
+        baseline = baseline or seconds
+        print(f"| {name} | {seconds:.3f} | {seconds / baseline:.3f} | {peak:.2f} |")
+
+
+if __name__ == "__main__":
+    main()
