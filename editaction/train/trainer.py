@@ -56,9 +56,13 @@ class ResumableBatchSampler(torch.utils.data.Sampler[list[int]]):
         self.size, self.batch, self.seed = size, batch, seed
         self.start, self.stop = start, stop
         self.process, self.num_processes = process, num_processes
+        self._cached_epoch, self._cached_order = -1, torch.empty(0, dtype=torch.long)
 
     def _order(self, epoch: int) -> torch.Tensor:
-        return torch.randperm(self.size, generator=torch.Generator().manual_seed(self.seed + 7919 * epoch))
+        if self._cached_epoch != epoch:  # one shuffle per epoch, a pure function of (seed, epoch)
+            generator = torch.Generator().manual_seed(self.seed + 7919 * epoch)
+            self._cached_epoch, self._cached_order = epoch, torch.randperm(self.size, generator=generator)
+        return self._cached_order
 
     def __iter__(self) -> Iterator[list[int]]:
         per_micro = self.batch * self.num_processes
