@@ -22,7 +22,7 @@ from diffusers.training_utils import EMAModel
 from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
 
-from editaction.editor import load_pipeline
+from editaction.editor import Editor, load_pipeline
 from editaction.train.config import TrainConfig
 from editaction.train.dataset import EditPairDataset
 from editaction.train.losses import action_loss, per_sample_error, regularisation_loss, total_loss
@@ -173,14 +173,9 @@ class EditActionTrainer:
     def final_dir(self) -> Path:
         return self.config.output_dir / "final"
 
-    @torch.no_grad()
     def _embed_instructions(self) -> tuple[torch.Tensor, torch.Tensor]:
-        tokenizer, encoder = self.pipe.tokenizer, self.pipe.text_encoder
-        texts = [*self.dataset.instructions, ""]
-        ids = tokenizer(
-            texts, padding="max_length", max_length=tokenizer.model_max_length, truncation=True, return_tensors="pt"
-        ).input_ids
-        embeddings = encoder(ids.to(encoder.device))[0].to(self.weight_dtype)
+        """Embeddings of every instruction and of "" once, with the editor's own text encoding."""
+        embeddings = Editor(self.pipe).encode_instructions([*self.dataset.instructions, ""]).to(self.weight_dtype)
         return embeddings[:-1], embeddings[-1]
 
     # ---- one micro-batch ----------------------------------------------------------------------
