@@ -83,10 +83,13 @@ def to_array(rgb: Float[Tensor, "3 h w"], like: LoadedImage | None = None) -> np
 
 
 def write_image(path: str | os.PathLike, array: np.ndarray) -> None:
-    """Write an RGB(A) array atomically: a temporary file beside ``path``, then a rename."""
+    """Write a gray, RGB or RGBA array atomically: a temporary file beside ``path``, then a rename."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    bgr = array[..., [2, 1, 0, 3]] if array.shape[-1] == 4 else array[..., ::-1]
+    if array.ndim == 2:
+        bgr = array  # single-channel (masks)
+    else:
+        bgr = array[..., [2, 1, 0, 3]] if array.shape[-1] == 4 else array[..., ::-1]
     fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix, dir=path.parent)
     os.close(fd)
     try:

@@ -12,7 +12,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-COLOURS = {"red": (220, 40, 30), "blue": (30, 70, 220), "green": (40, 170, 60), "yellow": (230, 200, 40)}
+from editaction.toyworld.palette import COLOURS
+
 SHAPES = ("square", "disk")
 MOVES = {  # direction word -> (verb, unit step in pixels (dx, dy))
     "left": ("slide", (-1, 0)),
