@@ -125,9 +125,7 @@ def _rays(spec: SceneSpec, c2w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     coords = (np.arange(n) + 0.5) / spec.supersample  # pixel coordinates of the sub-pixel centres
     u, v = np.meshgrid(coords, coords)
     focal = focal_length(spec)
-    directions_camera = np.stack(
-        [(u - spec.size / 2) / focal, -(v - spec.size / 2) / focal, -np.ones_like(u)], axis=-1
-    )
+    directions_camera = np.stack([(u - spec.size / 2) / focal, -(v - spec.size / 2) / focal, -np.ones_like(u)], axis=-1)
     directions = directions_camera @ c2w[:3, :3].T
     directions /= np.linalg.norm(directions, axis=-1, keepdims=True)
     return np.broadcast_to(c2w[:3, 3], directions.shape), directions

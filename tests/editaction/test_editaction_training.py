@@ -10,7 +10,7 @@ from diffusers import StableDiffusionInstructPix2PixPipeline
 from safetensors.torch import load_file
 
 from editaction import EditConfig, Editor
-from editaction.synthetic import write_action_videos
+from editaction.toyworld.videos import write_action_videos
 from editaction.tiny import build_clip_tokenizer
 from editaction.train.action_pairs import extract_action_pairs
 from editaction.train.config import TrainConfig, load_config

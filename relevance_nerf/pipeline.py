@@ -1,0 +1,290 @@
+"""The relevance-edit pipeline: relevance warm-up, then relevance-masked iterative dataset update.
+
+Stage 1 computes the 2D relevance map of every training view with the editor and lets
+the relevance field learn them for ``relevance_warmup_steps`` before any edit (Watch
+Your Steps edits from the first step, with masks from an untrained field). Stage 2
+edits ``edit_count`` views every ``edit_rate`` steps (Instruct-NeRF2NeRF's iterative
+dataset update): render the view, binarize its rendered relevance, edit the render with
+the one shared ``editaction.Editor`` conditioned on the original photo, and write the
+result into the training images inside the mask only.
+
+The editor is loaded only for training (``test_mode == "val"``): ``ns-viewer``,
+``ns-render`` and ``ns-eval`` rebuild the pipeline in test mode and never load it, and it
+is not a submodule, so nerfstudio checkpoints do not contain it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import torch
+from jaxtyping import Bool, Float
+from nerfstudio.engine.callbacks import TrainingCallback, TrainingCallbackAttributes, TrainingCallbackLocation
+from nerfstudio.pipelines.base_pipeline import VanillaPipeline, VanillaPipelineConfig
+from nerfstudio.utils.rich_utils import CONSOLE
+from nerfstudio.viewer.viewer_elements import ViewerCheckbox, ViewerSlider, ViewerText
+from rich.progress import track
+from torch import Tensor
+from torch.cuda.amp.grad_scaler import GradScaler
+
+from editaction import DEFAULT_MODEL, EditConfig, Editor, EditorLoadError, RelevanceConfig
+from editaction.masking import composite
+from relevance_nerf.datamanager import RelevanceEditDataManager, RelevanceEditDataManagerConfig
+from relevance_nerf.edit_store import EditStore
+from relevance_nerf.errors import RelevanceEditError
+from relevance_nerf.model import RELEVANCE, RelevanceNerfactoModel, RelevanceNerfactoModelConfig
+from relevance_nerf.relevance_field import edit_mask
+
+
+@dataclass
+class RelevanceEditPipelineConfig(VanillaPipelineConfig):
+    _target: type = field(default_factory=lambda: RelevanceEditPipeline)
+    datamanager: RelevanceEditDataManagerConfig = field(default_factory=RelevanceEditDataManagerConfig)
+    model: RelevanceNerfactoModelConfig = field(default_factory=RelevanceNerfactoModelConfig)
+    text: str = ""
+    """The edit instruction, e.g. "make the red cube blue" (ns-train's --text sets it)."""
+    editor: str = DEFAULT_MODEL
+    """InstructPix2Pix-family diffusers checkpoint, a directory or hub id (EditAction fine-tunes work too)."""
+    edit: EditConfig = field(default_factory=lambda: EditConfig(steps=20))
+    """Edit settings; 20 DDIM steps as in Instruct-NeRF2NeRF. threshold 0 edits everywhere (the IN2N baseline)."""
+    relevance: RelevanceConfig = field(default_factory=lambda: RelevanceConfig(iqr_factor=2.0))
+    """2D relevance settings; WYS clamps outliers at Q3 + 2 IQR in 3D."""
+    strength_range: tuple[float, float] = (0.02, 0.98)
+    """Each edit starts from the render noised to a random fraction of the schedule in this range (IN2N)."""
+    relevance_warmup_steps: int = 500
+    """Steps the relevance field trains on the 2D maps before the first edit."""
+    edit_rate: int = 10
+    """Edit every this many steps after the warm-up (IN2N: 10)."""
+    edit_count: int = 1
+    """Views edited each time (IN2N: 1)."""
+    refresh_relevance: Literal["never", "on-edit"] = "never"
+    """Keep each view's 2D relevance target from the warm-up, or recompute it against the render at each edit."""
+    relevance_batch_size: int = 4
+    """Views per editor call while computing the 2D relevance targets."""
+    seed: int = 0
+    """Seeds the view order, edit strengths and diffusion noise."""
+
+    def __post_init__(self) -> None:
+        low, high = self.strength_range
+        if not 0.0 < low <= high <= 1.0:
+            raise ValueError(f"strength_range must satisfy 0 < low <= high <= 1, got {self.strength_range}")
+        if self.edit_rate < 1 or self.edit_count < 1 or self.relevance_warmup_steps < 0:
+            raise ValueError("edit_rate and edit_count must be at least 1 and relevance_warmup_steps at least 0")
+
+
+def _to_chw(image: Float[Tensor, "h w c"]) -> Float[Tensor, "1 c h w"]:
+    return image.permute(2, 0, 1)[None].float()
+
+
+def _to_hwc(image: Float[Tensor, "1 c h w"]) -> Float[Tensor, "h w c"]:
+    return image[0].permute(1, 2, 0)
+
+
+class RelevanceEditPipeline(VanillaPipeline):
+    config: RelevanceEditPipelineConfig
+    datamanager: RelevanceEditDataManager
+    _model: RelevanceNerfactoModel
+
+    def __init__(
+        self,
+        config: RelevanceEditPipelineConfig,
+        device: str,
+        test_mode: Literal["test", "val", "inference"] = "val",
+        world_size: int = 1,
+        local_rank: int = 0,
+        grad_scaler: GradScaler | None = None,
+    ):
+        super().__init__(config, device, test_mode, world_size, local_rank, grad_scaler)
+        self.model.config.edit_mask_threshold = config.edit.threshold
+        self.editor: Editor | None = None
+        self.store: EditStore | None = None
+        self.editing_paused = False
+        self.edits_done = 0
+        self._edits_start: int | None = None
+        self._targets_stale = True
+        self._next_view = 0
+        self._generator = torch.Generator().manual_seed(config.seed)
+        self._view_order = torch.randperm(len(self.datamanager.train_dataset), generator=self._generator).tolist()
+
+        # Viewer controls (nerfstudio shows ViewerElements found on the pipeline).
+        self.viewer_instruction = ViewerText("Instruction", config.text, cb_hook=lambda e: self.set_text(e.value))
+        self.viewer_text_guidance = ViewerSlider(
+            "Text guidance",
+            config.edit.text_guidance,
+            0.0,
+            15.0,
+            0.1,
+            cb_hook=lambda e: self.set_edit(text_guidance=e.value),
+        )
+        self.viewer_image_guidance = ViewerSlider(
+            "Image guidance",
+            config.edit.image_guidance,
+            0.0,
+            5.0,
+            0.05,
+            cb_hook=lambda e: self.set_edit(image_guidance=e.value),
+        )
+        self.viewer_threshold = ViewerSlider(
+            "Mask threshold", config.edit.threshold, 0.0, 1.0, 0.01, cb_hook=lambda e: self.set_edit(threshold=e.value)
+        )
+        self.viewer_pause = ViewerCheckbox("Pause editing", False, cb_hook=lambda e: self.pause_editing(e.value))
+
+        if test_mode == "val":  # training: the only mode that edits
+            if not config.text.strip():
+                raise RelevanceEditError('the instruction is empty: pass --text "make the red cube blue"')
+            try:
+                self.editor = Editor.from_pretrained(config.editor, device=device)
+            except EditorLoadError as error:
+                raise RelevanceEditError(str(error)) from error
+            self.editor.set_progress_bar(False)
+
+    # ---- controls -----------------------------------------------------------------------------
+
+    @property
+    def text(self) -> str:
+        return self.config.text
+
+    def set_text(self, text: str) -> None:
+        """A new instruction: its relevance targets are recomputed before the next training step."""
+        if not text.strip() or text == self.config.text:
+            return
+        self.config.text = text
+        self._targets_stale = True
+        if self.store is not None:
+            self.store.instruction = text
+
+    def set_edit(self, **changes: float) -> None:
+        self.config.edit = dataclasses.replace(self.config.edit, **changes)
+        self.model.config.edit_mask_threshold = self.config.edit.threshold
+
+    def pause_editing(self, paused: bool) -> None:
+        self.editing_paused = paused
+
+    # ---- run state ----------------------------------------------------------------------------
+
+    def bind_run(self, run_dir: Path, resume_from: Path | None = None) -> None:
+        """Save edits under ``run_dir``; restore those an earlier run saved under ``resume_from``."""
+        self.store = EditStore(run_dir, self.text)
+        if resume_from is None:
+            return
+        earlier = EditStore(resume_from, self.text)
+        restored = earlier.load()
+        if restored.relevance_targets is None and not restored.views:
+            others = earlier.saved_instructions() - {self.text}
+            if others:
+                CONSOLE.print(
+                    f"[yellow]{earlier.directory} holds edits for {sorted(others)}, not {self.text!r}: "
+                    "editing starts from the original images"
+                )
+            return
+        shape = tuple(self.datamanager.original_images.shape[1:3])
+        if restored.relevance_targets is not None:
+            if tuple(restored.relevance_targets.shape) != (self.datamanager.num_views, *shape, 1):
+                raise RelevanceEditError(f"edits in {earlier.directory} do not match this data set's views")
+            self.datamanager.set_relevance(slice(None), restored.relevance_targets)
+            self.store.save_relevance_targets(restored.relevance_targets)
+            self._targets_stale = False
+        for index, (image, relevance) in restored.views.items():
+            if index >= self.datamanager.num_views or tuple(image.shape[:2]) != shape:
+                raise RelevanceEditError(f"edits in {earlier.directory} do not match this data set's views")
+            self.datamanager.set_image(index, image)
+            self.datamanager.set_relevance(index, relevance)
+            self.store.save_view(index, image, relevance)
+        CONSOLE.print(f"Restored {len(restored.views)} edited views and the relevance targets from {earlier.directory}")
+
+    # ---- stage 1: relevance targets -----------------------------------------------------------
+
+    @torch.no_grad()
+    def compute_relevance_targets(self) -> None:
+        """2D relevance of every original training view, the relevance field's supervision."""
+        assert self.editor is not None
+        originals = self.datamanager.original_images
+        maps = []
+        batch = self.config.relevance_batch_size
+        for start in track(range(0, len(originals), batch), description="2D relevance of the training views"):
+            images = originals[start : start + batch].permute(0, 3, 1, 2)
+            maps.append(
+                self.editor.relevance_map(images, self.text, config=self.config.relevance, generator=self._generator)
+            )
+        targets = torch.cat(maps).permute(0, 2, 3, 1)
+        self.datamanager.set_relevance(slice(None), targets)
+        if self.store is not None:
+            self.store.save_relevance_targets(targets)
+        self._targets_stale = False
+
+    # ---- stage 2: edits -----------------------------------------------------------------------
+
+    @torch.no_grad()
+    def render_view(self, index: int) -> dict[str, Tensor]:
+        """Render training view ``index`` in full (eval mode: no camera-optimiser jitter)."""
+        camera = self.datamanager.train_dataset.cameras[index : index + 1].to(self.device)
+        was_training = self.model.training
+        self.model.eval()
+        outputs = self.model.get_outputs_for_camera(camera)
+        self.model.train(was_training)
+        return outputs
+
+    @torch.no_grad()
+    def edit_view(self, index: int) -> Bool[Tensor, "h w 1"]:
+        """Edit one training view under its rendered relevance mask; returns the mask."""
+        assert self.editor is not None
+        outputs = self.render_view(index)
+        render = _to_chw(outputs["rgb"].clamp(0.0, 1.0))
+        mask = edit_mask(outputs[RELEVANCE], self.config.edit.threshold)
+        low, high = self.config.strength_range
+        strength = low + (high - low) * torch.rand((), generator=self._generator).item()
+        result = self.editor.edit(
+            render,
+            self.text,
+            condition=_to_chw(self.datamanager.original_image(index)),
+            relevance=_to_chw(mask.float()),  # 0/1: the editor's binarisation keeps exactly this mask
+            config=dataclasses.replace(self.config.edit, strength=max(strength, 1.0 / self.config.edit.steps)),
+            generator=self._generator,
+        )
+        current = _to_chw(self.datamanager.image(index)).to(result.images.device)
+        updated = _to_hwc(composite(result.images.float(), current, result.mask))
+        self.datamanager.set_image(index, updated)
+        if self.config.refresh_relevance == "on-edit":
+            relevance = self.editor.relevance_map(
+                _to_chw(self.datamanager.original_image(index)),
+                self.text,
+                condition=render,
+                config=self.config.relevance,
+                generator=self._generator,
+            )
+            self.datamanager.set_relevance(index, _to_hwc(relevance))
+        if self.store is not None:
+            self.store.save_view(index, self.datamanager.image(index), self.datamanager.relevance(index))
+        self.edits_done += 1
+        return _to_hwc(result.mask)
+
+    def next_view(self) -> int:
+        """Training views in a seeded order, cycled."""
+        index = self._view_order[self._next_view % len(self._view_order)]
+        self._next_view += 1
+        return index
+
+    def _before_step(self, step: int) -> None:
+        if self.editor is None:
+            return
+        if self._targets_stale:
+            self.compute_relevance_targets()
+            self._edits_start = step + self.config.relevance_warmup_steps
+        elif self._edits_start is None:  # targets restored from an earlier run: its warm-up is done
+            self._edits_start = step
+        if self.editing_paused or step < self._edits_start or (step - self._edits_start) % self.config.edit_rate:
+            return
+        for _ in range(self.config.edit_count):
+            self.edit_view(self.next_view())
+
+    def get_training_callbacks(
+        self, training_callback_attributes: TrainingCallbackAttributes
+    ) -> list[TrainingCallback]:
+        callbacks = super().get_training_callbacks(training_callback_attributes)
+        callbacks.append(
+            TrainingCallback(where_to_run=[TrainingCallbackLocation.BEFORE_TRAIN_ITERATION], func=self._before_step)
+        )
+        return callbacks

@@ -1,0 +1,86 @@
+"""The nerfstudio trainer for relevance-edit: checks the user's input, binds edits to the run directory.
+
+Edits are saved under the run's ``edits/`` folder. Resuming with ``--load-dir`` (or
+``--load-checkpoint``) of an earlier edit run restores its edited views and relevance
+targets; starting from a plain nerfacto checkpoint starts from the original images.
+User mistakes end the run with one ``error:`` line.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from nerfstudio.engine.trainer import Trainer, TrainerConfig
+from nerfstudio.utils.rich_utils import CONSOLE
+
+from relevance_nerf.errors import RelevanceEditError
+from relevance_nerf.pipeline import RelevanceEditPipeline, RelevanceEditPipelineConfig
+
+
+@dataclass
+class RelevanceEditTrainerConfig(TrainerConfig):
+    _target: type = field(default_factory=lambda: RelevanceEditTrainer)
+    pipeline: RelevanceEditPipelineConfig = field(default_factory=RelevanceEditPipelineConfig)
+    text: str | None = None
+    """The edit instruction, e.g. "make the red cube blue" (short for --pipeline.text)."""
+
+    def __post_init__(self) -> None:
+        if self.text is not None and not self.pipeline.text:
+            self.pipeline.text = self.text  # so the saved config.yml holds the instruction
+
+    def resolved_text(self) -> str:
+        """The instruction, or a one-line error for an empty, conflicting or misplaced one."""
+        if self.prompt or self.pipeline.model.prompt:
+            raise RelevanceEditError(
+                "--prompt is nerfstudio's text-to-3D prompt and is ignored by relevance-edit; "
+                'give the instruction with --text "..."'
+            )
+        if self.text is not None and self.pipeline.text and self.text != self.pipeline.text:
+            raise RelevanceEditError(f"--text {self.text!r} and --pipeline.text {self.pipeline.text!r} differ")
+        text = self.pipeline.text or self.text or ""
+        if not text.strip():
+            raise RelevanceEditError('the instruction is empty: pass --text "make the red cube blue"')
+        return text
+
+
+def _checkpoint_run_dir(config: TrainerConfig) -> Path | None:
+    """The run directory of the checkpoint this run starts from, after checking that the checkpoint exists."""
+    if config.load_dir is not None:
+        load_dir = Path(config.load_dir)
+        if config.load_step is not None:
+            wanted = load_dir / f"step-{config.load_step:09d}.ckpt"
+            if not wanted.is_file():
+                raise RelevanceEditError(f"--load-dir {load_dir} has no checkpoint for step {config.load_step}")
+        elif not load_dir.is_dir() or not any(load_dir.glob("step-*.ckpt")):
+            raise RelevanceEditError(
+                f"--load-dir {load_dir} holds no nerfstudio checkpoint (step-*.ckpt); "
+                "pass the nerfstudio_models folder of a finished run"
+            )
+        return load_dir.parent
+    if config.load_checkpoint is not None:
+        checkpoint = Path(config.load_checkpoint)
+        if not checkpoint.is_file():
+            raise RelevanceEditError(f"--load-checkpoint {checkpoint} does not exist")
+        return checkpoint.parent.parent
+    return None
+
+
+class RelevanceEditTrainer(Trainer):
+    config: RelevanceEditTrainerConfig
+    pipeline: RelevanceEditPipeline
+
+    def setup(self, test_mode: Literal["test", "val", "inference"] = "val") -> None:
+        try:
+            self.config.pipeline.text = self.config.resolved_text()
+            resume_from = _checkpoint_run_dir(self.config)
+            if resume_from is None:
+                CONSOLE.print(
+                    "[yellow]No --load-dir: editing a NeRF trained from scratch. Train nerfacto first "
+                    "and pass its nerfstudio_models folder with --load-dir for the intended use."
+                )
+            super().setup(test_mode)
+            self.pipeline.bind_run(self.base_dir, resume_from)
+        except RelevanceEditError as error:
+            raise SystemExit(f"error: {error}") from None
