@@ -10,8 +10,8 @@ from diffusers import StableDiffusionInstructPix2PixPipeline
 from safetensors.torch import load_file
 
 from editaction import EditConfig, Editor
-from editaction.toyworld.videos import write_action_videos
 from editaction.tiny import build_clip_tokenizer
+from editaction.toyworld.videos import write_action_videos
 from editaction.train.action_pairs import extract_action_pairs
 from editaction.train.config import TrainConfig, load_config
 from editaction.train.dataset import DatasetError, read_metadata
