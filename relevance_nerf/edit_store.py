@@ -32,6 +32,8 @@ EDITS_DIR = "edits"
 class RestoredEdits:
     relevance_targets: Float[Tensor, "n h w 1"] | None = None
     views: dict[int, tuple[Float[Tensor, "h w 3"], Float[Tensor, "h w 1"]]] = field(default_factory=dict)
+    edits_done: int = 0
+    """Edits the earlier run had made, so the resumed run continues its view order."""
 
 
 def _save_atomic(tensors: dict[str, Tensor], path: Path, metadata: dict[str, str]) -> None:
@@ -64,9 +66,13 @@ class EditStore:
     def save_relevance_targets(self, targets: Float[Tensor, "n h w 1"]) -> None:
         _save_atomic({"relevance": targets}, self.directory / "relevance_targets.safetensors", self._metadata())
 
-    def save_view(self, index: int, image: Float[Tensor, "h w 3"], relevance: Float[Tensor, "h w 1"]) -> None:
+    def save_view(
+        self, index: int, image: Float[Tensor, "h w 3"], relevance: Float[Tensor, "h w 1"], edits_done: int
+    ) -> None:
+        """Save view ``index`` as it is after the run's ``edits_done``-th edit."""
         views = self.directory / "views"
-        _save_atomic({"image": image, "relevance": relevance}, views / f"{index:05d}.safetensors", self._metadata())
+        metadata = {**self._metadata(), "edits_done": str(edits_done)}
+        _save_atomic({"image": image, "relevance": relevance}, views / f"{index:05d}.safetensors", metadata)
         rgb = np.rint(image.detach().float().clamp(0, 1).cpu().numpy() * 255).astype(np.uint8)
         write_image(views / f"{index:05d}.png", rgb)
 
@@ -82,6 +88,7 @@ class EditStore:
             tensors, metadata = _load(path)
             if metadata.get("instruction") == self.instruction:
                 restored.views[int(path.stem)] = (tensors["image"], tensors["relevance"])
+                restored.edits_done = max(restored.edits_done, int(metadata.get("edits_done", 0)))
         return restored
 
     def saved_instructions(self) -> set[str]:

@@ -55,7 +55,7 @@ TINY_MODEL = dict(
 TINY_RAYS = 512
 
 
-def _optimizers(max_steps: int, with_relevance: bool) -> dict:
+def nerfacto_optimizers(max_steps: int, with_relevance: bool) -> dict:
     """nerfacto's Adam + exponential decay groups; the relevance head gets its own group."""
 
     def group(lr: float, lr_final: float, steps: int) -> dict:
@@ -87,7 +87,7 @@ relevance_edit = MethodSpecification(
             ),
             model=RelevanceNerfactoModelConfig(**NERFACTO_MODEL),
         ),
-        optimizers=_optimizers(200000, with_relevance=True),
+        optimizers=nerfacto_optimizers(200000, with_relevance=True),
         viewer=ViewerConfig(num_rays_per_chunk=1 << 15, websocket_host=LOCAL_VIEWER_HOST),
         vis="viewer",
     ),
@@ -113,7 +113,7 @@ relevance_edit_tiny = MethodSpecification(
             relevance_warmup_steps=50,
             edit_rate=5,
         ),
-        optimizers=_optimizers(5000, with_relevance=True),
+        optimizers=nerfacto_optimizers(5000, with_relevance=True),
         viewer=ViewerConfig(num_rays_per_chunk=1 << 12, websocket_host=LOCAL_VIEWER_HOST),
         vis="viewer",
     ),
@@ -137,7 +137,7 @@ nerfacto_tiny = MethodSpecification(
             ),
             model=OfflineNerfactoModelConfig(**TINY_MODEL),
         ),
-        optimizers=_optimizers(5000, with_relevance=False),
+        optimizers=nerfacto_optimizers(5000, with_relevance=False),
         viewer=ViewerConfig(num_rays_per_chunk=1 << 12, websocket_host=LOCAL_VIEWER_HOST),
         vis="viewer",
     ),

@@ -168,6 +168,8 @@ class RelevanceEditPipeline(VanillaPipeline):
     def bind_run(self, run_dir: Path, resume_from: Path | None = None) -> None:
         """Save edits under ``run_dir``; restore those an earlier run saved under ``resume_from``."""
         self.store = EditStore(run_dir, self.text)
+        if self.datamanager.has_relevance() and not self._targets_stale:
+            self.store.save_relevance_targets(self.datamanager.image_batch[RELEVANCE])
         if resume_from is None:
             return
         earlier = EditStore(resume_from, self.text)
@@ -192,7 +194,8 @@ class RelevanceEditPipeline(VanillaPipeline):
                 raise RelevanceEditError(f"edits in {earlier.directory} do not match this data set's views")
             self.datamanager.set_image(index, image)
             self.datamanager.set_relevance(index, relevance)
-            self.store.save_view(index, image, relevance)
+            self.store.save_view(index, image, relevance, restored.edits_done)
+        self.edits_done = self._next_view = restored.edits_done
         CONSOLE.print(f"Restored {len(restored.views)} edited views and the relevance targets from {earlier.directory}")
 
     # ---- stage 1: relevance targets -----------------------------------------------------------
@@ -256,9 +259,9 @@ class RelevanceEditPipeline(VanillaPipeline):
                 generator=self._generator,
             )
             self.datamanager.set_relevance(index, _to_hwc(relevance))
-        if self.store is not None:
-            self.store.save_view(index, self.datamanager.image(index), self.datamanager.relevance(index))
         self.edits_done += 1
+        if self.store is not None:
+            self.store.save_view(index, self.datamanager.image(index), self.datamanager.relevance(index), self.edits_done)
         return _to_hwc(result.mask)
 
     def next_view(self) -> int:

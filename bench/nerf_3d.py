@@ -1,0 +1,167 @@
+"""3D iteration cost: relevance-edit versus plain nerfacto with the same settings, side by side.
+
+    python bench/nerf_3d.py                                   # tiny presets on the toy scene (CPU: minutes)
+    python bench/nerf_3d.py --preset full --editor-arch sd15   # nerfacto sizes, SD-1.5-size editor (GPU)
+
+Both trainers are built in this process on the same scene and their iterations are
+interleaved in blocks, so machine load hits both alike. Rows: a nerfacto iteration;
+a relevance-edit iteration without an edit (the relevance field's overhead); one with
+an edit (render + 2D edit + buffer update); the one-off 2D relevance pass over all views.
+Editor weights are random (speed and memory do not depend on their values).
+"""
+
+from __future__ import annotations
+
+import copy
+import statistics
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import torch
+import tyro
+
+from editaction.tiny import SD15_ARCHITECTURE, IP2PArchitecture, build_pipeline, save_pipeline
+from editaction.toyworld import SceneSpec, write_scene
+from nerfstudio.engine.callbacks import TrainingCallbackLocation
+from nerfstudio.engine.trainer import Trainer
+from relevance_nerf.method_configs import (
+    NERFACTO_MODEL,
+    nerfacto_optimizers,
+    nerfacto_tiny,
+    relevance_edit,
+    relevance_edit_tiny,
+)
+from relevance_nerf.model import OfflineNerfactoModelConfig
+
+
+@dataclass
+class BenchArgs:
+    preset: Literal["tiny", "full"] = "tiny"
+    editor_arch: Literal["tiny", "sd15"] = "tiny"
+    data: Path | None = None
+    """A nerfstudio-data scene; default: the toy scene rendered into a temporary folder."""
+    size: int = 64
+    """Image side of the generated toy scene."""
+    iterations: int = 20
+    """Timed iterations per block and method."""
+    blocks: int = 3
+    edits: int = 3
+    """Timed iterations that include an edit."""
+    device: str | None = None
+
+
+def _configs(preset: str, data: Path, editor: Path, device: str, out: Path):
+    edit = copy.deepcopy((relevance_edit_tiny if preset == "tiny" else relevance_edit).config)
+    edit.pipeline.text, edit.pipeline.editor = "make the red cube blue", str(editor)
+    edit.pipeline.relevance_warmup_steps = 0
+    edit.pipeline.edit_rate = 10**9  # edits are triggered explicitly below
+    if preset == "tiny":
+        base = copy.deepcopy(nerfacto_tiny.config)
+    else:  # nerfacto with the same datamanager as the edit method, so only the relevance parts differ
+        base = copy.deepcopy(edit)
+        base.method_name = "nerfacto"
+        base.pipeline = copy.deepcopy(nerfacto_tiny.config.pipeline)
+        base.pipeline.model = OfflineNerfactoModelConfig(**NERFACTO_MODEL)
+        base.pipeline.datamanager.train_num_rays_per_batch = edit.pipeline.datamanager.train_num_rays_per_batch
+        base.optimizers = nerfacto_optimizers(200000, with_relevance=False)
+    for config in (base, edit):
+        config.pipeline.datamanager.data = data
+        config.output_dir, config.vis = out, "tensorboard"
+        config.machine.device_type = device
+        config.mixed_precision = device == "cuda"
+    return base, edit
+
+
+def _trainer(config) -> Trainer:
+    trainer = config.setup(local_rank=0, world_size=1)
+    trainer.setup()
+    return trainer
+
+
+def _iteration(trainer: Trainer, step: int) -> None:
+    for callback in trainer.callbacks:
+        callback.run_callback_at_location(step, location=TrainingCallbackLocation.BEFORE_TRAIN_ITERATION)
+    trainer.train_iteration(step)
+    for callback in trainer.callbacks:
+        callback.run_callback_at_location(step, location=TrainingCallbackLocation.AFTER_TRAIN_ITERATION)
+
+
+def _timed(run, device: str) -> float:
+    if device == "cuda":
+        torch.cuda.synchronize()
+    start = time.perf_counter()
+    run()
+    if device == "cuda":
+        torch.cuda.synchronize()
+    return time.perf_counter() - start
+
+
+def main() -> None:
+    args = tyro.cli(BenchArgs, description=__doc__)
+    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        data = args.data or write_scene(tmp / "scene", SceneSpec(size=args.size)).parent
+        arch = SD15_ARCHITECTURE if args.editor_arch == "sd15" else IP2PArchitecture()
+        editor = save_pipeline(build_pipeline(arch), tmp / "editor")
+        base_config, edit_config = _configs(args.preset, data, editor, device, tmp / "runs")
+        base, edit = _trainer(base_config), _trainer(edit_config)
+
+        pipeline = edit.pipeline
+        relevance_seconds = _timed(pipeline.compute_relevance_targets, device)
+        for step in range(3):  # warm-up: allocator, first-call overheads
+            _iteration(base, step)
+            _iteration(edit, step)
+
+        if device == "cuda":
+            torch.cuda.reset_peak_memory_stats()
+        times: dict[str, list[float]] = {"nerfacto": [], "relevance-edit": [], "relevance-edit + edit": []}
+        step = 3
+        for _ in range(args.blocks):
+            for _ in range(args.iterations):
+                times["nerfacto"].append(_timed(lambda s=step: _iteration(base, s), device))
+                step += 1
+            for _ in range(args.iterations):
+                times["relevance-edit"].append(_timed(lambda s=step: _iteration(edit, s), device))
+                step += 1
+        base_peak = edit_peak = 0.0
+        if device == "cuda":  # peaks measured separately: one method at a time after a reset
+            torch.cuda.reset_peak_memory_stats()
+            _iteration(base, step)
+            base_peak = torch.cuda.max_memory_allocated() / 2**30
+            torch.cuda.reset_peak_memory_stats()
+            _iteration(edit, step)
+            edit_peak = torch.cuda.max_memory_allocated() / 2**30
+        for _ in range(args.edits):
+
+            def edit_iteration(s=step):
+                pipeline.edit_view(pipeline.next_view())
+                _iteration(edit, s)
+
+            if device == "cuda":
+                torch.cuda.reset_peak_memory_stats()
+            times["relevance-edit + edit"].append(_timed(edit_iteration, device))
+            if device == "cuda":
+                edit_peak = max(edit_peak, torch.cuda.max_memory_allocated() / 2**30)
+            step += 1
+
+    medians = {name: statistics.median(values) for name, values in times.items()}
+    rays = edit_config.pipeline.datamanager.train_num_rays_per_batch
+    print(f"\npreset {args.preset}, editor {args.editor_arch}, {rays} rays/iteration, device {device}")
+    print(f"2D relevance of all {pipeline.datamanager.num_views} training views (once): {relevance_seconds:.2f} s")
+    print("| iteration | median s | x nerfacto | peak GPU GiB |")
+    print("|---|---|---|---|")
+    peaks = {"nerfacto": base_peak, "relevance-edit": edit_peak, "relevance-edit + edit": edit_peak}
+    for name, value in medians.items():
+        peak = f"{peaks[name]:.2f}" if device == "cuda" else "n/a (CPU)"
+        print(f"| {name} | {value:.4f} | {value / medians['nerfacto']:.3f} | {peak} |")
+    amortised = medians["relevance-edit"] + (medians["relevance-edit + edit"] - medians["relevance-edit"]) / 10
+    print(f"| relevance-edit, one edit per 10 iterations (amortised) | {amortised:.4f} "
+          f"| {amortised / medians['nerfacto']:.3f} | |")
+
+
+if __name__ == "__main__":
+    main()

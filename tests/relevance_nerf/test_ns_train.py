@@ -1,0 +1,68 @@
+"""relevance-edit through the real ns-train entry point: both stages, checkpoints, resume, errors."""
+
+from __future__ import annotations
+
+import hashlib
+
+import pytest
+from safetensors.torch import load_file
+
+from tests.relevance_nerf.conftest import TEXT, edit_args, ns_train, run_dir
+
+pytestmark = pytest.mark.slow
+
+
+def _digests(folder):
+    return {path.name: hashlib.sha256(path.read_bytes()).hexdigest() for path in sorted(folder.glob("*.png"))}
+
+
+def test_nerfacto_then_relevance_edit_write_checkpoints_and_edits(toy_scene, nerfacto_run, edit_run):
+    assert list((nerfacto_run / "nerfstudio_models").glob("step-*.ckpt"))
+    checkpoints = sorted((edit_run / "nerfstudio_models").glob("step-*.ckpt"))
+    assert checkpoints and checkpoints[-1].name == "step-000000031.ckpt"  # 20 nerfacto steps + 12 edit steps
+    edits = edit_run / "edits"
+    targets = load_file(edits / "relevance_targets.safetensors")["relevance"]
+    assert targets.shape == (8, 32, 32, 1) and 0 <= targets.min() and targets.max() <= 1  # 8 training views
+    views = sorted((edits / "views").glob("*.safetensors"))
+    assert len(views) == 4  # edits at steps 24, 26, 28, 30 after a 4-step warm-up from step 20
+    assert len(list((edits / "views").glob("*.png"))) == 4
+    assert (edit_run / "config.yml").read_text().count(TEXT) >= 1
+
+
+def test_original_images_on_disk_are_never_modified(toy_scene, tmp_path_factory, tiny_checkpoint, runs, nerfacto_run):
+    before = _digests(toy_scene / "images")
+    result = ns_train(*edit_args(toy_scene, runs, tiny_checkpoint, nerfacto_run, "untouched"), cwd=runs)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert _digests(toy_scene / "images") == before
+    assert not list(toy_scene.rglob("*.safetensors"))
+
+
+def test_resuming_an_edit_run_restores_its_edited_views(toy_scene, runs, edit_run, tiny_checkpoint):
+    args = edit_args(toy_scene, runs, tiny_checkpoint, edit_run, "resumed")
+    args[args.index("--max-num-iterations") + 1] = "1"  # restore, train one step, save
+    result = ns_train(*args, cwd=runs)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "Restored 4 edited views" in " ".join(result.stdout.split())
+    resumed = run_dir(runs, "relevance-edit-tiny", "resumed") / "edits" / "views"
+    for view in (edit_run / "edits" / "views").glob("*.safetensors"):
+        original, restored = load_file(view), load_file(resumed / view.name)
+        assert (original["image"] == restored["image"]).all()
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"--text": ""}, "the instruction is empty"),
+        ({"--load-dir": "/nonexistent/nerfstudio_models"}, "holds no nerfstudio checkpoint"),
+        ({"--pipeline.editor": "/nonexistent-editor"}, "/nonexistent-editor"),
+    ],
+)
+def test_user_mistakes_end_with_one_error_line(toy_scene, runs, nerfacto_run, tiny_checkpoint, change, message):
+    args = edit_args(toy_scene, runs, tiny_checkpoint, nerfacto_run, f"bad{len(message)}")
+    for flag, value in change.items():
+        args[args.index(flag) + 1] = value
+    result = ns_train(*args, cwd=runs)
+    assert result.returncode != 0
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("error:") and message in last
+    assert "Traceback" not in result.stderr

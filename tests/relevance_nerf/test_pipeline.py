@@ -1,0 +1,122 @@
+"""The relevance-edit pipeline in process: masked edits, restore, test mode without editor, outputs, CLI text."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+import tyro
+
+from editaction import Editor
+from nerfstudio.configs.method_configs import AnnotatedBaseConfigUnion
+from nerfstudio.scripts import train as ns_train_script
+from nerfstudio.utils.eval_utils import eval_setup
+from relevance_nerf.method_configs import relevance_edit_tiny
+from relevance_nerf.model import EDIT_MASK, RELEVANCE
+from relevance_nerf.pipeline import RelevanceEditPipeline
+from tests.relevance_nerf.conftest import TEXT
+
+
+def _pipeline(toy_scene, tiny_checkpoint, **changes) -> RelevanceEditPipeline:
+    config = copy.deepcopy(relevance_edit_tiny.config.pipeline)
+    config.datamanager.data = toy_scene
+    config.text, config.editor = TEXT, str(tiny_checkpoint)
+    config.edit = type(config.edit)(steps=4, threshold=0.5)
+    for key, value in changes.items():
+        setattr(config, key, value)
+    return config.setup(device="cpu", test_mode="val")
+
+
+@pytest.fixture(scope="module")
+def pipeline(toy_scene, tiny_checkpoint):
+    pipeline = _pipeline(toy_scene, tiny_checkpoint)
+    pipeline.compute_relevance_targets()
+    return pipeline
+
+
+def test_edit_changes_the_training_image_only_inside_the_rendered_mask(pipeline):
+    datamanager = pipeline.datamanager
+    for index in range(3):
+        before = datamanager.image(index).clone()
+        original = datamanager.original_image(index).clone()
+        mask = pipeline.edit_view(index)
+        after = datamanager.image(index)
+        assert 0 < mask.sum() < mask.numel()
+        assert torch.equal(after[~mask[..., 0]], before[~mask[..., 0]])  # bit for bit outside
+        assert not torch.equal(after[mask[..., 0]], before[mask[..., 0]])  # the random editor changes inside
+        assert torch.equal(datamanager.original_image(index), original)
+
+
+def test_threshold_zero_edits_the_whole_view_as_instruct_nerf2nerf(toy_scene, tiny_checkpoint):
+    pipeline = _pipeline(toy_scene, tiny_checkpoint)
+    pipeline.set_edit(threshold=0.0)
+    pipeline.compute_relevance_targets()
+    assert bool(pipeline.edit_view(0).all())
+
+
+def test_relevance_targets_enter_the_ray_batches_in_0_1(pipeline):
+    _, batch = pipeline.datamanager.next_train(0)
+    assert batch[RELEVANCE].shape == (batch["image"].shape[0], 1)
+    assert 0.0 <= batch[RELEVANCE].min() and batch[RELEVANCE].max() <= 1.0
+    _, loss_dict, _ = pipeline.get_train_loss_dict(0)
+    assert "relevance_loss" in loss_dict and loss_dict["relevance_loss"] > 0
+
+
+def test_a_second_run_restores_edits_bit_for_bit(pipeline, toy_scene, tiny_checkpoint, tmp_path):
+    pipeline.bind_run(tmp_path / "first")
+    pipeline.edit_view(5)
+    resumed = _pipeline(toy_scene, tiny_checkpoint)
+    resumed.bind_run(tmp_path / "second", resume_from=tmp_path / "first")
+    assert torch.equal(resumed.datamanager.image(5), pipeline.datamanager.image(5))
+    assert torch.equal(resumed.datamanager.image_batch[RELEVANCE], pipeline.datamanager.image_batch[RELEVANCE])
+    assert torch.equal(resumed.datamanager.image(4), resumed.datamanager.original_image(4))
+    assert (tmp_path / "second" / "edits" / "views" / "00005.safetensors").is_file()  # the new run holds them too
+    assert resumed.edits_done == pipeline.edits_done
+
+    other = _pipeline(toy_scene, tiny_checkpoint, text="make the blue ball red")
+    other.bind_run(tmp_path / "third", resume_from=tmp_path / "first")  # another instruction: nothing restored
+    assert torch.equal(other.datamanager.image(5), other.datamanager.original_image(5))
+
+
+def test_rendered_relevance_is_one_channel_in_0_1_with_a_binary_mask(pipeline):
+    outputs = pipeline.render_view(0)
+    assert outputs[RELEVANCE].shape == (32, 32, 1) and outputs[EDIT_MASK].shape == (32, 32, 1)
+    assert 0.0 <= outputs[RELEVANCE].min() and outputs[RELEVANCE].max() <= 1.0
+    assert set(outputs[EDIT_MASK].unique().tolist()) <= {0.0, 1.0}
+
+
+@pytest.mark.slow
+def test_eval_setup_never_loads_the_editor(edit_run, monkeypatch):
+    def refuse(*args, **kwargs):
+        raise AssertionError("the editor must not be loaded outside training")
+
+    monkeypatch.setattr(Editor, "from_pretrained", refuse)
+    monkeypatch.chdir(edit_run.parents[2])
+    for mode in ("test", "inference"):
+        _, pipeline, checkpoint, step = eval_setup(edit_run / "config.yml", test_mode=mode)
+        assert pipeline.editor is None and step == 31
+        outputs = pipeline.model.get_outputs_for_camera(pipeline.datamanager.train_dataset.cameras[0:1])
+        assert outputs[RELEVANCE].shape[-1] == 1
+    state = torch.load(checkpoint, map_location="cpu")["pipeline"]
+    assert not [key for key in state if "unet" in key or "vae" in key or "text_encoder" in key]
+
+
+def _parse(*args: str):
+    return tyro.cli(AnnotatedBaseConfigUnion, args=["relevance-edit-tiny", *args])
+
+
+def test_text_flag_reaches_the_pipeline_and_prompt_is_refused(tmp_path, monkeypatch):
+    assert _parse("--text", TEXT).pipeline.text == TEXT
+    assert _parse("--pipeline.text", TEXT).pipeline.text == TEXT
+    assert _parse("--text", TEXT).resolved_text() == TEXT
+
+    monkeypatch.setattr(ns_train_script, "launch", lambda **kwargs: kwargs["main_func"](0, 1, kwargs["config"]))
+    for args, message in [
+        (["--prompt", TEXT], "--prompt is nerfstudio's text-to-3D prompt"),
+        (["--text", "a", "--pipeline.text", "b"], "differ"),
+        ([], "the instruction is empty"),
+    ]:
+        config = _parse(*args, "--output-dir", str(tmp_path), "--data", str(tmp_path))
+        with pytest.raises(SystemExit, match=message):
+            ns_train_script.main(config)
