@@ -22,11 +22,11 @@ from typing import Literal
 
 import torch
 import tyro
+from nerfstudio.engine.callbacks import TrainingCallbackLocation
+from nerfstudio.engine.trainer import Trainer
 
 from editaction.tiny import SD15_ARCHITECTURE, IP2PArchitecture, build_pipeline, save_pipeline
 from editaction.toyworld import SceneSpec, write_scene
-from nerfstudio.engine.callbacks import TrainingCallbackLocation
-from nerfstudio.engine.trainer import Trainer
 from relevance_nerf.method_configs import (
     NERFACTO_MODEL,
     nerfacto_optimizers,
@@ -159,8 +159,10 @@ def main() -> None:
         peak = f"{peaks[name]:.2f}" if device == "cuda" else "n/a (CPU)"
         print(f"| {name} | {value:.4f} | {value / medians['nerfacto']:.3f} | {peak} |")
     amortised = medians["relevance-edit"] + (medians["relevance-edit + edit"] - medians["relevance-edit"]) / 10
-    print(f"| relevance-edit, one edit per 10 iterations (amortised) | {amortised:.4f} "
-          f"| {amortised / medians['nerfacto']:.3f} | |")
+    print(
+        f"| relevance-edit, one edit per 10 iterations (amortised) | {amortised:.4f} "
+        f"| {amortised / medians['nerfacto']:.3f} | |"
+    )
 
 
 if __name__ == "__main__":

@@ -14,7 +14,11 @@ from dataclasses import dataclass, field
 import torch
 from jaxtyping import Float
 from nerfstudio.cameras.rays import RayBundle
-from nerfstudio.data.datamanagers.base_datamanager import VanillaDataManager, VanillaDataManagerConfig
+from nerfstudio.data.datamanagers.base_datamanager import (
+    AnnotatedDataParserUnion,
+    VanillaDataManager,
+    VanillaDataManagerConfig,
+)
 from nerfstudio.data.dataparsers.nerfstudio_dataparser import NerfstudioDataParserConfig
 from torch import Tensor
 
@@ -25,7 +29,7 @@ from relevance_nerf.model import RELEVANCE
 @dataclass
 class RelevanceEditDataManagerConfig(VanillaDataManagerConfig):
     _target: type = field(default_factory=lambda: RelevanceEditDataManager)
-    dataparser: NerfstudioDataParserConfig = field(default_factory=NerfstudioDataParserConfig)
+    dataparser: AnnotatedDataParserUnion = field(default_factory=NerfstudioDataParserConfig)
 
 
 class RelevanceEditDataManager(VanillaDataManager):

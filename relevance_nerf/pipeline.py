@@ -261,7 +261,9 @@ class RelevanceEditPipeline(VanillaPipeline):
             self.datamanager.set_relevance(index, _to_hwc(relevance))
         self.edits_done += 1
         if self.store is not None:
-            self.store.save_view(index, self.datamanager.image(index), self.datamanager.relevance(index), self.edits_done)
+            self.store.save_view(
+                index, self.datamanager.image(index), self.datamanager.relevance(index), self.edits_done
+            )
         return _to_hwc(result.mask)
 
     def next_view(self) -> int:

@@ -30,6 +30,13 @@ class RelevanceEditTrainerConfig(TrainerConfig):
         if self.text is not None and not self.pipeline.text:
             self.pipeline.text = self.text  # so the saved config.yml holds the instruction
 
+    def set_experiment_name(self) -> None:
+        """Name runs after the data folder also when it is given as ``nerfstudio-data --data`` (not "unnamed")."""
+        data = self.pipeline.datamanager.dataparser.data
+        if self.experiment_name is None and self.pipeline.datamanager.data is None and data != Path():
+            self.experiment_name = (data.parent if data.is_file() else data).stem
+        super().set_experiment_name()
+
     def resolved_text(self) -> str:
         """The instruction, or a one-line error for an empty, conflicting or misplaced one."""
         if self.prompt or self.pipeline.model.prompt:

@@ -17,7 +17,7 @@ TEXT = "make the red cube blue"
 def ns_train(*args: str, cwd: Path) -> subprocess.CompletedProcess:
     """Run the real ``ns-train`` entry point (offline, CPU, tensorboard instead of the viewer)."""
     return subprocess.run(
-        [NS_TRAIN, *args, "--vis", "tensorboard", "--machine.device-type", "cpu"],
+        [NS_TRAIN, args[0], "--vis", "tensorboard", "--machine.device-type", "cpu", *args[1:]],
         cwd=cwd,
         capture_output=True,
         text=True,
@@ -52,9 +52,10 @@ def nerfacto_run(toy_scene, runs) -> Path:
 def edit_args(toy_scene: Path, runs: Path, editor: Path, load_dir: Path, timestamp: str) -> list[str]:
     return [
         "relevance-edit-tiny", "--text", TEXT, "--pipeline.editor", str(editor),
-        "--load-dir", str(load_dir / "nerfstudio_models"), "--data", str(toy_scene), "--output-dir", str(runs),
+        "--load-dir", str(load_dir / "nerfstudio_models"), "--output-dir", str(runs),
         "--timestamp", timestamp, "--max-num-iterations", "12", "--steps-per-save", "6",
         "--pipeline.relevance-warmup-steps", "4", "--pipeline.edit-rate", "2", "--pipeline.edit.steps", "4",
+        "nerfstudio-data", "--data", str(toy_scene),  # the dataparser subcommand, as users write it
     ]  # fmt: skip
 
 

@@ -7,11 +7,11 @@ import copy
 import pytest
 import torch
 import tyro
-
-from editaction import Editor
 from nerfstudio.configs.method_configs import AnnotatedBaseConfigUnion
 from nerfstudio.scripts import train as ns_train_script
 from nerfstudio.utils.eval_utils import eval_setup
+
+from editaction import Editor
 from relevance_nerf.method_configs import relevance_edit_tiny
 from relevance_nerf.model import EDIT_MASK, RELEVANCE
 from relevance_nerf.pipeline import RelevanceEditPipeline
@@ -120,3 +120,17 @@ def test_text_flag_reaches_the_pipeline_and_prompt_is_refused(tmp_path, monkeypa
         config = _parse(*args, "--output-dir", str(tmp_path), "--data", str(tmp_path))
         with pytest.raises(SystemExit, match=message):
             ns_train_script.main(config)
+
+
+def test_a_data_set_without_rgb_images_is_refused(tmp_path, tiny_checkpoint):
+    import cv2
+
+    from editaction.toyworld import SceneSpec, write_scene
+    from relevance_nerf.errors import RelevanceEditError
+
+    scene = write_scene(tmp_path / "scene", SceneSpec(views=6, size=16, supersample=1)).parent
+    for path in (scene / "images").glob("*.png"):
+        image = cv2.imread(str(path))
+        cv2.imwrite(str(path), cv2.cvtColor(image, cv2.COLOR_BGR2BGRA))
+    with pytest.raises(RelevanceEditError, match="needs RGB training images"):
+        _pipeline(scene, tiny_checkpoint)
