@@ -86,9 +86,7 @@ def make_pair(rng: np.random.Generator, kind: str, size: int = 64, held_out: boo
     """One random pair; ``held_out`` True/False restricts the edited object to/away from ``HELD_OUT``."""
     while True:
         objects = _random_objects(rng, int(rng.integers(1, 4)))
-        candidates = [
-            o for o in objects if held_out is None or ((o.colour, o.shape) in HELD_OUT) == held_out
-        ]
+        candidates = [o for o in objects if held_out is None or ((o.colour, o.shape) in HELD_OUT) == held_out]
         if candidates:
             break
     target = candidates[int(rng.integers(len(candidates)))]
@@ -112,9 +110,7 @@ def make_pair(rng: np.random.Generator, kind: str, size: int = 64, held_out: boo
     raise ValueError(f"kind must be 'recolour' or 'move', got {kind!r}")
 
 
-def write_pairs(
-    out: Path, count: int, kinds: tuple[str, ...], split: str, size: int = 64, seed: int = 0
-) -> Path:
+def write_pairs(out: Path, count: int, kinds: tuple[str, ...], split: str, size: int = 64, seed: int = 0) -> Path:
     """Write ``count`` pairs (kinds in turn) into ``out``; the ``unseen`` split edits only HELD_OUT objects.
 
     Returns the path of ``metadata.jsonl``.
