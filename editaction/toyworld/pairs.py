@@ -4,7 +4,7 @@ Each pair is one random view of one to three objects: the input image, the edite
 and the exact mask of the pixels the instruction changes. Two kinds of instruction:
 
 - recolour (static): "make the red cube blue": the object's albedo changes, shading stays;
-- move (action): "move the blue ball left": the object slides across the floor by a
+- move (action): "slide blue ball left": the object slides across the floor by a
   fixed fraction of the image towards the named side of the view; the mask is the union
   of where it was and where it is.
 
@@ -29,7 +29,9 @@ from editaction.train.dataset import EDITED_KEY, INPUT_KEY, PROMPT_KEY, write_me
 
 HELD_OUT: frozenset[tuple[str, str]] = frozenset({("green", "ball"), ("yellow", "cube")})
 """(colour, shape) of edited objects kept out of training, to test generalisation."""
-DIRECTIONS = ("left", "right")
+MOVE_VERBS = {"left": "slide", "right": "shift"}
+"""Direction -> verb. Move instructions have no filler words ("slide red cube left"), so two with other
+objects and directions share no token: EditAction's contrastive negatives need that."""
 MOVE_DISTANCE = 0.45
 """World units an object slides: about a sixth of the view at the default camera distance."""
 MASK_KEY = "mask_file_name"
@@ -101,11 +103,11 @@ def make_pair(rng: np.random.Generator, kind: str, size: int = 64, held_out: boo
         instruction = f"make the {target.colour} {target.shape} {colour}"
         return EditPairRecord(image, edited, mask, instruction, kind, target, target_colour=colour)
     if kind == "move":
-        direction = str(rng.choice(DIRECTIONS))
+        direction = str(rng.choice(list(MOVE_VERBS)))
         edited_objects = tuple(_moved(o, c2w, direction) if o is target else o for o in objects)
         edited, edited_masks = render_view(replace(spec, objects=edited_objects), c2w)
         mask = masks[target.name] | edited_masks[target.name]
-        instruction = f"move the {target.colour} {target.shape} {direction}"
+        instruction = f"{MOVE_VERBS[direction]} {target.colour} {target.shape} {direction}"
         return EditPairRecord(image, edited, mask, instruction, kind, target, direction=direction)
     raise ValueError(f"kind must be 'recolour' or 'move', got {kind!r}")
 

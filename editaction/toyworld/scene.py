@@ -70,7 +70,7 @@ class SceneSpec:
     """Camera distance from the scene centre."""
     elevations_degrees: tuple[float, float] = (22.0, 40.0)
     supersample: int = 3
-    """Rays per pixel side, averaged (anti-aliasing); masks keep pixels more than half covered."""
+    """Rays per pixel side, averaged (anti-aliasing); masks hold every pixel an object touches."""
     seed: int = 0
     """Jitters the camera azimuths and the floor pattern's phase."""
 
@@ -170,7 +170,7 @@ def _sky_colour(directions: np.ndarray) -> np.ndarray:
 
 
 def render_view(spec: SceneSpec, c2w: np.ndarray) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-    """One view: 8-bit RGB (H, W, 3) and a boolean (H, W) mask per object (visible pixels only)."""
+    """One view: 8-bit RGB (H, W, 3) and a boolean (H, W) mask per object: the pixels it is visible in, even partly."""
     origins, directions = _rays(spec, c2w)
     depth = np.full(directions.shape[:-1], np.inf)
     colour = _sky_colour(directions)
@@ -199,7 +199,7 @@ def render_view(spec: SceneSpec, c2w: np.ndarray) -> tuple[np.ndarray, dict[str,
     masks = {}
     for index, obj in enumerate(spec.objects):
         coverage = (owner == index).reshape(spec.size, s, spec.size, s).mean(axis=(1, 3))
-        masks[obj.name] = coverage > 0.5
+        masks[obj.name] = coverage > 0
     return rgb, masks
 
 

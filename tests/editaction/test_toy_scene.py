@@ -22,7 +22,7 @@ def test_masks_cover_exactly_the_pixels_of_each_object():
             similarity = direction @ (albedo / np.linalg.norm(albedo))  # shading scales, never tints
             inside, outside = masks[obj.name], ~np.any(np.stack(list(masks.values())), axis=0)
             if inside.sum() >= 10:
-                assert np.mean(similarity[inside] > 0.95) > 0.85, obj.name  # edge pixels are mixtures
+                assert np.mean(similarity[inside] > 0.95) > 0.75, obj.name  # edge pixels are mixtures
             assert np.mean(similarity[outside] > 0.98) < 0.02, obj.name
 
 

@@ -1,0 +1,64 @@
+"""Measures of an edit against the toy world's ground truth (used by the 2D and 3D evaluations).
+
+Images are (3, H, W) float tensors in [0, 1]; masks are (H, W) booleans. Toy objects are
+an albedo times a grey shading, so their colour is compared by chroma (direction in RGB),
+which shading does not change.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from jaxtyping import Bool, Float
+from torch import Tensor
+
+from editaction.toyworld.palette import COLOURS
+
+
+def _unit(rgb: Tensor) -> Tensor:
+    return rgb / rgb.norm(dim=0, keepdim=True).clamp_min(1e-8)
+
+
+def palette_direction(colour: str) -> Float[Tensor, 3]:
+    return _unit(torch.tensor(COLOURS[colour], dtype=torch.float32))
+
+
+def mean_chroma(image: Float[Tensor, "3 h w"], mask: Bool[Tensor, "h w"]) -> Float[Tensor, 3]:
+    """Unit RGB direction of the mean colour inside ``mask``."""
+    return _unit(image[:, mask].mean(dim=1))
+
+
+def recolour_succeeded(edited: Tensor, mask: Tensor, original_colour: str, target_colour: str) -> bool:
+    """The object's mean colour is closer (by chroma) to the requested colour than to its original one."""
+    chroma = mean_chroma(edited, mask)
+    return bool(chroma @ palette_direction(target_colour) > chroma @ palette_direction(original_colour))
+
+
+def psnr(a: Tensor, b: Tensor, mask: Tensor | None = None) -> float:
+    """PSNR in dB over the pixels of ``mask`` (all pixels without one); inf when identical."""
+    difference = (a - b).pow(2)
+    mse = difference[:, mask].mean() if mask is not None else difference.mean()
+    return math.inf if mse == 0 else float(-10 * torch.log10(mse))
+
+
+def iou(predicted: Tensor, truth: Tensor) -> float:
+    union = (predicted | truth).sum()
+    return 1.0 if union == 0 else float((predicted & truth).sum() / union)
+
+
+def colour_centroid_x(image: Float[Tensor, "3 h w"], colour: str, min_similarity: float = 0.97) -> float | None:
+    """Mean column of the pixels whose chroma matches ``colour`` (None when there are none)."""
+    similarity = torch.einsum("chw,c->hw", _unit(image), palette_direction(colour))
+    saturated = image.amax(dim=0) - image.amin(dim=0) > 0.15  # the floor and sky are near grey
+    columns = torch.nonzero(saturated & (similarity > min_similarity))[:, 1]
+    return None if len(columns) == 0 else float(columns.float().mean())
+
+
+def moved_towards(before: Tensor, after: Tensor, colour: str, direction: str, min_pixels: float = 2.0) -> bool:
+    """The object's colour centroid moved at least ``min_pixels`` towards ``direction`` ('left' or 'right')."""
+    start, end = colour_centroid_x(before, colour), colour_centroid_x(after, colour)
+    if start is None or end is None:
+        return False
+    shift = end - start
+    return shift <= -min_pixels if direction == "left" else shift >= min_pixels

@@ -1,0 +1,133 @@
+"""Measure the embedded toy editor on held-out toy pairs and print a table (markdown; --json for a file).
+
+python scripts/evaluate_toy.py --model models/toy-editor --action-model models/toy-editor-action
+
+Recolour pairs (held-out seeds, and unseen colour/shape combinations):
+  success     the object's mean colour is closer to the requested colour than to its original
+  PSNR out    PSNR against the input outside the ground-truth mask, with and without relevance guidance
+  IoU         binarized relevance map versus the ground-truth mask
+Move pairs: how often the object's colour centroid moves the instructed way, per checkpoint.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import statistics
+import sys
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+import tyro
+from tqdm import tqdm
+
+from editaction import EditConfig, Editor, EditorLoadError, RelevanceConfig, read_image
+from editaction.masking import binarize
+from editaction.toyworld.metrics import iou, moved_towards, psnr, recolour_succeeded
+from editaction.toyworld.pairs import MASK_KEY, write_pairs
+from editaction.train.dataset import METADATA_FILE
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@dataclass
+class EvaluateArgs:
+    model: Path = ROOT / "models" / "toy-editor"
+    """The base toy editor (recolour and relevance rows)."""
+    action_models: list[Path] = field(default_factory=lambda: [ROOT / "models" / "toy-editor-action"])
+    """Checkpoints compared on move pairs beside ``model`` (e.g. the action-tuned one and its ablation)."""
+    count: int = 40
+    """Pairs per row."""
+    steps: int = 20
+    threshold: float = 0.5
+    text_guidance: float = 7.5
+    image_guidance: float = 1.5
+    seed: int = 1234
+    """Seed of the held-out pairs (training used seeds 0 and 1) and of the diffusion noise."""
+    json_out: Path | None = None
+
+
+def _records(folder: Path) -> list[dict]:
+    return [json.loads(line) for line in (folder / METADATA_FILE).read_text().splitlines() if line.strip()]
+
+
+def _load(folder: Path, record: dict) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    image = read_image(folder / record["input_image_file_name"]).rgb
+    edited = read_image(folder / record["edited_image_file_name"]).rgb
+    mask = read_image(folder / record[MASK_KEY]).rgb[0] > 0.5
+    return image, edited, mask
+
+
+def evaluate_recolour(editor: Editor, folder: Path, args: EvaluateArgs) -> dict[str, float]:
+    edit = EditConfig(args.steps, args.text_guidance, args.image_guidance, threshold=args.threshold)
+    rows: dict[str, list[float]] = {"success": [], "psnr_out_guided": [], "psnr_out_plain": [], "iou": []}
+    for record in tqdm(_records(folder), desc=f"recolour {folder.name}", unit="pair"):
+        image, _, mask = _load(folder, record)
+        instruction = record["edit_prompt"]
+        colour = record["object"].split("_")[0]
+        relevance = editor.relevance_map(image, instruction, config=RelevanceConfig(), generator=_gen(args))
+        guided = editor.edit(image, instruction, relevance=relevance, config=edit, generator=_gen(args)).images[0]
+        plain = editor.edit(image, instruction, config=edit, generator=_gen(args)).images[0]
+        rows["success"].append(float(recolour_succeeded(guided.cpu(), mask, colour, record["target_colour"])))
+        rows["psnr_out_guided"].append(min(psnr(guided.cpu(), image, ~mask), 100.0))
+        rows["psnr_out_plain"].append(min(psnr(plain.cpu(), image, ~mask), 100.0))
+        rows["iou"].append(iou(binarize(relevance, args.threshold)[0, 0].cpu(), mask))
+    return {name: statistics.mean(values) for name, values in rows.items()}
+
+
+def evaluate_moves(editor: Editor, folder: Path, args: EvaluateArgs) -> float:
+    edit = EditConfig(args.steps, args.text_guidance, args.image_guidance, threshold=0.0)
+    successes = []
+    for record in _records(folder):
+        image, _, _ = _load(folder, record)
+        edited = editor.edit(image, record["edit_prompt"], config=edit, generator=_gen(args)).images[0].cpu()
+        successes.append(moved_towards(image, edited, record["object"].split("_")[0], record["direction"]))
+    return statistics.mean(successes)
+
+
+def _gen(args: EvaluateArgs) -> torch.Generator:
+    return torch.Generator().manual_seed(args.seed)
+
+
+def main() -> None:
+    args = tyro.cli(EvaluateArgs, description=__doc__)
+    try:
+        editor = Editor.from_pretrained(args.model)
+        action_editors = {path.name: Editor.from_pretrained(path) for path in args.action_models}
+    except EditorLoadError as error:
+        sys.exit(f"error: {error}")
+    for each in (editor, *action_editors.values()):
+        each.set_progress_bar(False)
+    results: dict[str, object] = {"model": str(args.model), "pairs_per_row": args.count, "steps": args.steps}
+    with tempfile.TemporaryDirectory() as tmp:
+        data = Path(tmp)
+        write_pairs(data / "test", args.count, ("recolour",), "test", seed=args.seed)
+        write_pairs(data / "unseen", args.count, ("recolour",), "unseen", seed=args.seed + 1)
+        write_pairs(data / "moves", args.count, ("move",), "test", seed=args.seed + 2)
+        for split in ("test", "unseen"):
+            results[f"recolour_{split}"] = evaluate_recolour(editor, data / split, args)
+        moves = {args.model.name: evaluate_moves(editor, data / "moves", args)}
+        for name, action_editor in action_editors.items():
+            moves[name] = evaluate_moves(action_editor, data / "moves", args)
+        results["move_success"] = moves
+
+    print(f"\n{args.count} pairs per row, {args.steps} DDIM steps, threshold {args.threshold}\n")
+    print("| recolour split | success | PSNR out, guided (dB) | PSNR out, plain (dB) | relevance IoU |")
+    print("|---|---|---|---|---|")
+    for split in ("test", "unseen"):
+        row = results[f"recolour_{split}"]
+        print(
+            f"| {split} | {row['success']:.0%} | {row['psnr_out_guided']:.1f} | "
+            f"{row['psnr_out_plain']:.1f} | {row['iou']:.2f} |"
+        )
+    print("\n| checkpoint | move success |\n|---|---|")
+    for name, value in moves.items():
+        print(f"| {name} | {value:.0%} |")
+    if args.json_out is not None:
+        args.json_out.write_text(json.dumps(results, indent=2, default=lambda v: None if math.isnan(v) else v))
+
+
+if __name__ == "__main__":
+    main()
