@@ -94,28 +94,38 @@ relevance_edit = MethodSpecification(
     description="Edit a trained nerfacto scene by a text instruction, only where the instruction applies.",
 )
 
+
+def _tiny_trainer_settings() -> dict:
+    """Trainer settings shared by the CPU-sized presets."""
+    return dict(
+        steps_per_eval_batch=100,
+        steps_per_eval_image=500,
+        mixed_precision=False,
+        machine=MachineConfig(device_type=TINY_DEVICE),
+        viewer=ViewerConfig(num_rays_per_chunk=1 << 12, websocket_host=LOCAL_VIEWER_HOST),
+        vis="viewer",
+    )
+
+
+def _tiny_datamanager(config_class: type) -> VanillaDataManagerConfig:
+    return config_class(
+        dataparser=NerfstudioDataParserConfig(), train_num_rays_per_batch=TINY_RAYS, eval_num_rays_per_batch=TINY_RAYS
+    )
+
+
 relevance_edit_tiny = MethodSpecification(
     config=RelevanceEditTrainerConfig(
         method_name="relevance-edit-tiny",
-        steps_per_eval_batch=100,
-        steps_per_eval_image=500,
         steps_per_save=50,
         max_num_iterations=300,
-        mixed_precision=False,
-        machine=MachineConfig(device_type=TINY_DEVICE),
         pipeline=RelevanceEditPipelineConfig(
-            datamanager=RelevanceEditDataManagerConfig(
-                dataparser=NerfstudioDataParserConfig(),
-                train_num_rays_per_batch=TINY_RAYS,
-                eval_num_rays_per_batch=TINY_RAYS,
-            ),
+            datamanager=_tiny_datamanager(RelevanceEditDataManagerConfig),
             model=RelevanceNerfactoModelConfig(**TINY_MODEL),
             relevance_warmup_steps=50,
             edit_rate=5,
         ),
         optimizers=nerfacto_optimizers(5000, with_relevance=True),
-        viewer=ViewerConfig(num_rays_per_chunk=1 << 12, websocket_host=LOCAL_VIEWER_HOST),
-        vis="viewer",
+        **_tiny_trainer_settings(),
     ),
     description="CPU-sized relevance-edit for the embedded toy scene (start from a nerfacto-tiny run).",
 )
@@ -123,23 +133,14 @@ relevance_edit_tiny = MethodSpecification(
 nerfacto_tiny = MethodSpecification(
     config=TrainerConfig(
         method_name="nerfacto-tiny",
-        steps_per_eval_batch=100,
-        steps_per_eval_image=500,
         steps_per_save=500,
         max_num_iterations=1500,
-        mixed_precision=False,
-        machine=MachineConfig(device_type=TINY_DEVICE),
         pipeline=VanillaPipelineConfig(
-            datamanager=VanillaDataManagerConfig(
-                dataparser=NerfstudioDataParserConfig(),
-                train_num_rays_per_batch=TINY_RAYS,
-                eval_num_rays_per_batch=TINY_RAYS,
-            ),
+            datamanager=_tiny_datamanager(VanillaDataManagerConfig),
             model=OfflineNerfactoModelConfig(**TINY_MODEL),
         ),
         optimizers=nerfacto_optimizers(5000, with_relevance=False),
-        viewer=ViewerConfig(num_rays_per_chunk=1 << 12, websocket_host=LOCAL_VIEWER_HOST),
-        vis="viewer",
+        **_tiny_trainer_settings(),
     ),
     description="CPU-sized nerfacto that builds offline; the starting point of relevance-edit-tiny.",
 )
