@@ -1,14 +1,22 @@
 """Relevance-guided image editing with InstructPix2Pix-family models, and EditAction fine-tuning."""
 
+from pathlib import Path
+
 from editaction.config import EditConfig, RelevanceConfig
 from editaction.editor import Editor, EditorLoadError, EditResult
 from editaction.images import ImageReadError, LoadedImage, read_image, relevance_to_rgb, to_array, write_image
 
-DEFAULT_MODEL = "timbrooks/instruct-pix2pix"
-"""The published InstructPix2Pix weights (Brooks et al. 2023)."""
+INSTRUCT_PIX2PIX = "timbrooks/instruct-pix2pix"
+"""The published InstructPix2Pix weights (Brooks et al. 2023), for real photos and scenes (GPU)."""
+TOY_EDITOR = str(Path(__file__).resolve().parents[1] / "models" / "toy-editor")
+"""The embedded toy editor trained by scripts/train_toy_editor.py: the offline default of the CLI and demos."""
+TOY_ACTION_EDITOR = str(Path(__file__).resolve().parents[1] / "models" / "toy-editor-action")
+"""The toy editor after EditAction fine-tuning on move instructions."""
 
 __all__ = [
-    "DEFAULT_MODEL",
+    "INSTRUCT_PIX2PIX",
+    "TOY_ACTION_EDITOR",
+    "TOY_EDITOR",
     "EditConfig",
     "EditResult",
     "Editor",

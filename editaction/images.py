@@ -8,7 +8,6 @@ result in the input's own format: alpha is carried through unchanged and 8- or
 from __future__ import annotations
 
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,6 +16,8 @@ import numpy as np
 import torch
 from jaxtyping import Float
 from torch import Tensor
+
+from editaction.atomic import atomic_path
 
 
 class ImageReadError(ValueError):
@@ -84,21 +85,13 @@ def to_array(rgb: Float[Tensor, "3 h w"], like: LoadedImage | None = None) -> np
 
 def write_image(path: str | os.PathLike, array: np.ndarray) -> None:
     """Write a gray, RGB or RGBA array atomically: a temporary file beside ``path``, then a rename."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     if array.ndim == 2:
         bgr = array  # single-channel (masks)
     else:
         bgr = array[..., [2, 1, 0, 3]] if array.shape[-1] == 4 else array[..., ::-1]
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix, dir=path.parent)
-    os.close(fd)
-    try:
-        if not cv2.imwrite(tmp, np.ascontiguousarray(bgr)):
+    with atomic_path(path) as tmp:
+        if not cv2.imwrite(str(tmp), np.ascontiguousarray(bgr)):
             raise OSError(f"cannot write image: {path}")
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 def relevance_to_rgb(relevance: Float[Tensor, "h w"], colormap: str = "inferno") -> np.ndarray:

@@ -20,6 +20,7 @@ from nerfstudio.engine.trainer import TrainerConfig
 from nerfstudio.pipelines.base_pipeline import VanillaPipelineConfig
 from nerfstudio.plugins.types import MethodSpecification
 
+from editaction import TOY_EDITOR
 from relevance_nerf.datamanager import RelevanceEditDataManagerConfig
 from relevance_nerf.model import OfflineNerfactoModelConfig, RelevanceNerfactoModelConfig
 from relevance_nerf.pipeline import RelevanceEditPipelineConfig
@@ -121,6 +122,7 @@ relevance_edit_tiny = MethodSpecification(
         pipeline=RelevanceEditPipelineConfig(
             datamanager=_tiny_datamanager(RelevanceEditDataManagerConfig),
             model=RelevanceNerfactoModelConfig(**TINY_MODEL),
+            editor=TOY_EDITOR,
             relevance_warmup_steps=50,
             edit_rate=5,
         ),

@@ -30,7 +30,7 @@ from rich.progress import track
 from torch import Tensor
 from torch.cuda.amp.grad_scaler import GradScaler
 
-from editaction import DEFAULT_MODEL, EditConfig, Editor, EditorLoadError, RelevanceConfig
+from editaction import INSTRUCT_PIX2PIX, EditConfig, Editor, EditorLoadError, RelevanceConfig
 from editaction.masking import composite
 from relevance_nerf.datamanager import RelevanceEditDataManager, RelevanceEditDataManagerConfig
 from relevance_nerf.edit_store import EditStore
@@ -46,7 +46,7 @@ class RelevanceEditPipelineConfig(VanillaPipelineConfig):
     model: RelevanceNerfactoModelConfig = field(default_factory=RelevanceNerfactoModelConfig)
     text: str = ""
     """The edit instruction, e.g. "make the red cube blue" (ns-train's --text sets it)."""
-    editor: str = DEFAULT_MODEL
+    editor: str = INSTRUCT_PIX2PIX
     """InstructPix2Pix-family diffusers checkpoint, a directory or hub id (EditAction fine-tunes work too)."""
     edit: EditConfig = field(default_factory=lambda: EditConfig(steps=20))
     """Edit settings; 20 DDIM steps as in Instruct-NeRF2NeRF. threshold 0 edits everywhere (the IN2N baseline)."""

@@ -18,7 +18,7 @@ import torch
 import tyro
 
 from editaction import (
-    DEFAULT_MODEL,
+    TOY_EDITOR,
     EditConfig,
     Editor,
     EditorLoadError,
@@ -43,8 +43,9 @@ class EditImageArgs:
     """The instruction, e.g. "make the red cube blue"."""
     out: Path = Path("outputs/edit_image")
     """Output directory."""
-    model: str = DEFAULT_MODEL
-    """Diffusers InstructPix2Pix checkpoint: a directory or a hub id."""
+    model: str = TOY_EDITOR
+    """Diffusers InstructPix2Pix checkpoint, a directory or hub id (default: the embedded toy editor;
+    timbrooks/instruct-pix2pix for real photos)."""
     steps: int = EditConfig.steps
     """DDIM steps."""
     text_guidance: float = EditConfig.text_guidance

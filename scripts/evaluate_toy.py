@@ -23,20 +23,18 @@ import torch
 import tyro
 from tqdm import tqdm
 
-from editaction import EditConfig, Editor, EditorLoadError, RelevanceConfig, read_image
+from editaction import TOY_ACTION_EDITOR, TOY_EDITOR, EditConfig, Editor, EditorLoadError, RelevanceConfig, read_image
 from editaction.masking import binarize
 from editaction.toyworld.metrics import iou, moved_towards, psnr, recolour_succeeded
 from editaction.toyworld.pairs import MASK_KEY, write_pairs
 from editaction.train.dataset import METADATA_FILE
 
-ROOT = Path(__file__).resolve().parents[1]
-
 
 @dataclass
 class EvaluateArgs:
-    model: Path = ROOT / "models" / "toy-editor"
+    model: Path = Path(TOY_EDITOR)
     """The base toy editor (recolour and relevance rows)."""
-    action_models: list[Path] = field(default_factory=lambda: [ROOT / "models" / "toy-editor-action"])
+    action_models: list[Path] = field(default_factory=lambda: [Path(TOY_ACTION_EDITOR)])
     """Checkpoints compared on move pairs beside ``model`` (e.g. the action-tuned one and its ablation)."""
     count: int = 40
     """Pairs per row."""

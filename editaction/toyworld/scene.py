@@ -11,13 +11,12 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from editaction.atomic import write_text_atomic
 from editaction.images import write_image
 from editaction.toyworld.palette import COLOURS
 
@@ -203,13 +202,6 @@ def render_view(spec: SceneSpec, c2w: np.ndarray) -> tuple[np.ndarray, dict[str,
     return rgb, masks
 
 
-def _write_json(path: Path, data: dict) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    with os.fdopen(fd, "w") as handle:
-        json.dump(data, handle, indent=2)
-    os.replace(tmp, path)
-
-
 def write_scene(out: Path, spec: SceneSpec = SceneSpec()) -> Path:
     """Render every view of ``spec`` into ``out``; returns the path of ``transforms.json``."""
     out = Path(out)
@@ -249,6 +241,8 @@ def write_scene(out: Path, spec: SceneSpec = SceneSpec()) -> Path:
         "objects": [{**asdict(obj), "rgb": COLOURS[obj.colour]} for obj in spec.objects],
         "masks": "masks/<object name>/<image name>: 255 where the object is visible",
     }
-    _write_json(out / "scene.json", description)
-    _write_json(out / "transforms.json", transforms)  # last: its presence marks a complete scene
+    write_text_atomic(out / "scene.json", json.dumps(description, indent=2))
+    write_text_atomic(
+        out / "transforms.json", json.dumps(transforms, indent=2)
+    )  # last: its presence marks a complete scene
     return out / "transforms.json"

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +25,7 @@ import torch.nn.functional as F
 from jaxtyping import Float
 from torch import Tensor
 
+from editaction.atomic import write_text_atomic
 from editaction.images import ImageReadError, read_image
 
 METADATA_FILE = "metadata.jsonl"
@@ -71,13 +71,8 @@ def read_metadata(root: str | os.PathLike) -> list[EditPair]:
 
 def write_metadata(root: str | os.PathLike, records: Iterable[dict]) -> Path:
     """Write ``metadata.jsonl`` atomically."""
-    root = Path(root)
-    fd, tmp = tempfile.mkstemp(prefix=".metadata.", suffix=".jsonl", dir=root)
-    with os.fdopen(fd, "w") as handle:
-        for record in records:
-            handle.write(json.dumps(record) + "\n")
-    target = root / METADATA_FILE
-    os.replace(tmp, target)
+    target = Path(root) / METADATA_FILE
+    write_text_atomic(target, "".join(json.dumps(record) + "\n" for record in records))
     return target
 
 

@@ -1,8 +1,11 @@
+import os
+
 import cv2
 import numpy as np
 import pytest
 
 from editaction import ImageReadError, read_image, to_array, write_image
+from editaction.atomic import write_text_atomic
 
 
 def write_raw(path, array):
@@ -56,3 +59,15 @@ def test_missing_and_corrupt_files(tmp_path):
 def test_write_is_atomic_and_leaves_no_temporary_files(tmp_path):
     write_image(tmp_path / "a.png", np.zeros((4, 4, 3), np.uint8))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.png"]
+
+
+def test_atomic_writes_get_ordinary_permissions_and_leave_no_temporary_file(tmp_path):
+    umask = os.umask(0o022)
+    try:
+        write_image(tmp_path / "a.png", np.zeros((4, 4, 3), dtype=np.uint8))
+        write_text_atomic(tmp_path / "b.json", "{}")
+    finally:
+        os.umask(umask)
+    assert {path.name for path in tmp_path.iterdir()} == {"a.png", "b.json"}
+    for name in ("a.png", "b.json"):
+        assert (tmp_path / name).stat().st_mode & 0o777 == 0o644
