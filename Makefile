@@ -43,7 +43,7 @@ train-smoke: $(STAMP) outputs/tiny-ip2p outputs/toy-actions
 	$(PY) scripts/train_editaction.py --config configs/editaction_cpu_smoke.yaml \
 		$(if $(wildcard outputs/editaction-smoke/checkpoints),--resume latest)
 
-# Retrain the embedded toy editor from scratch (about 45 min on 2 CPU cores; continues an interrupted run),
+# Retrain the embedded toy editor from scratch (25-40 min on 2 CPU cores; continues an interrupted run),
 # then measure it. The shipped copies are models/toy-editor and models/toy-editor-action.
 train-toy-editor: $(STAMP)
 	$(PY) scripts/train_toy_editor.py --out outputs/toy-editor

@@ -6,7 +6,8 @@ Stages (each skipped when its output exists, so an interrupted run continues):
   1. toy edit pairs: recolour + move (train split), move only (action split)
   2. VAE (AutoencoderKL, stride 4) on the pair images
   3. CLIP text encoder, contrastive against the edits (real CLIP tokenizer, built offline)
-  4. base editor: the IP2P UNet trained with the EditAction trainer at lambda_action = 0
+  4. base editor: the IP2P UNet trained with the EditAction trainer at lambda_action = 0 on the recolour
+     pairs only (like InstructPix2Pix, whose data has no actions, so the fine-tune has something to add)
   5. action editor: EditAction fine-tune of the base on move pairs (L_action + L_reg, attn2 frozen)
   6. ablation: the same fine-tune without L_action
 Results: <out>/base, <out>/action, <out>/action-no-laction: complete diffusers checkpoints.
@@ -25,10 +26,10 @@ import tyro
 
 from editaction.tiny import IP2PArchitecture, build_clip_tokenizer, build_pipeline, save_pipeline
 from editaction.toyworld.autoencoder import load_images, train_autoencoder
-from editaction.toyworld.pairs import write_pairs
+from editaction.toyworld.pairs import MASK_KEY, write_pairs
 from editaction.toyworld.text_encoder import train_text_encoder
 from editaction.train.config import TrainConfig
-from editaction.train.dataset import read_metadata
+from editaction.train.dataset import EDITED_KEY, INPUT_KEY, read_metadata, write_metadata
 from editaction.train.trainer import EditActionTrainer
 
 TOY_ARCHITECTURE = IP2PArchitecture(
@@ -54,7 +55,7 @@ class ToyEditorArgs:
     size: int = 64
     vae_steps: int = 500
     text_steps: int = 300
-    unet_steps: int = 2500
+    unet_steps: int = 1500
     unet_batch_size: int = 32
     unet_learning_rate: float = 5e-4
     finetune_steps: int = 150
@@ -103,11 +104,24 @@ def main() -> None:
     log = json.loads(log_path.read_text()) if log_path.exists() else {}
     torch.manual_seed(args.seed)
     train_dir, action_dir = out / "data" / "train", out / "data" / "actions"
+    static_dir = out / "data" / "recolour"
 
     if _stage("pairs", action_dir / "metadata.jsonl", log):
         write_pairs(train_dir, args.train_pairs, ("recolour", "move"), "train", args.size, seed=args.seed)
         write_pairs(action_dir, args.action_pairs, ("move",), "train", args.size, seed=args.seed + 1)
         _finish("pairs", log, out, train=args.train_pairs, actions=args.action_pairs)
+    if not (static_dir / "metadata.jsonl").exists():  # the recolour records of the train split, same images
+        static_dir.mkdir(parents=True, exist_ok=True)
+        records = [json.loads(line) for line in (train_dir / "metadata.jsonl").read_text().splitlines()]
+        relative = {INPUT_KEY, EDITED_KEY, MASK_KEY}
+        write_metadata(
+            static_dir,
+            [
+                {k: f"../train/{v}" if k in relative else v for k, v in r.items()}
+                for r in records
+                if r["kind"] == "recolour"
+            ],
+        )
 
     init = out / "init"
     if _stage("components", init / "model_index.json", log):
