@@ -24,6 +24,7 @@ from pathlib import Path
 import torch
 import tyro
 
+from editaction.atomic import atomic_directory, write_text_atomic
 from editaction.tiny import IP2PArchitecture, build_clip_tokenizer, build_pipeline, save_pipeline
 from editaction.toyworld.autoencoder import load_images, train_autoencoder
 from editaction.toyworld.pairs import MASK_KEY, write_pairs
@@ -74,7 +75,7 @@ def _stage(name: str, done: Path, log: dict) -> bool:
 
 def _finish(name: str, log: dict, out: Path, **figures) -> None:
     log[name].update(figures, seconds=round(time.time() - log[name].pop("started"), 1))
-    (out / "training_log.json").write_text(json.dumps(log, indent=2))
+    write_text_atomic(out / "training_log.json", json.dumps(log, indent=2))
     print(f"[{name}] {log[name]}")
 
 
@@ -141,9 +142,8 @@ def main() -> None:
             args.text_steps,
             seed=args.seed,
         )
-        save_pipeline(pipe, out / "init.tmp")
-        shutil.rmtree(init, ignore_errors=True)
-        (out / "init.tmp").rename(init)
+        with atomic_directory(init) as staging:
+            save_pipeline(pipe, staging)
         _finish("components", log, out, **vae_figures, **text_figures)
 
     runs = {
@@ -166,8 +166,8 @@ def main() -> None:
     for name, (model, data, steps, lr, losses) in runs.items():
         if _stage(name, out / name / "model_index.json", log):
             final = _unet_run(args, model, data, out / "runs" / name, steps, lr, **losses)
-            shutil.copytree(final, out / f"{name}.tmp", dirs_exist_ok=True)
-            (out / f"{name}.tmp").rename(out / name)
+            with atomic_directory(out / name) as staging:
+                shutil.copytree(final, staging, dirs_exist_ok=True)
             _finish(name, log, out, steps=steps)
 
 

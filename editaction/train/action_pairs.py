@@ -8,15 +8,13 @@ seconds (or frame indices with ``unit="frames"``), video paths relative to the v
 from __future__ import annotations
 
 import csv
-import os
-import shutil
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
 import cv2
 
+from editaction.atomic import atomic_directory
 from editaction.images import write_image
 from editaction.train.dataset import EDITED_KEY, INPUT_KEY, PROMPT_KEY, DatasetError, write_metadata
 
@@ -74,39 +72,34 @@ def extract_action_pairs(
             raise DatasetError(f"{annotations}: missing column(s) {', '.join(missing)}")
         rows = list(reader)
 
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     report, records, opened = ExtractionReport(), [], {}
-    for line, row in enumerate(rows, start=2):  # line 1 is the header
-        try:
-            name = row["video"]
-            if name not in opened:
-                try:
-                    opened[name] = _Video(videos / name)
-                except ValueError as err:
-                    opened[name] = err
-            video = opened[name]
-            if isinstance(video, Exception):
-                raise video
-            first, last = (_frame_index(row[key], unit, video.fps) for key in ("start", "end"))
-            if not 0 <= first < last < video.frames:
-                raise ValueError(f"segment frames {first}-{last} outside the video's 0-{video.frames - 1}")
-            instruction = (row["instruction"] or "").strip()
-            if not instruction:
-                raise ValueError("empty instruction")
-            stem = f"{len(records):06d}"
-            write_image(staging / "inputs" / f"{stem}.png", video.frame(first))
-            write_image(staging / "edited" / f"{stem}.png", video.frame(last))
-        except (ValueError, TypeError) as err:
-            report.skipped.append(f"{annotations}:{line}: {err}")
-            continue
-        records.append({INPUT_KEY: f"inputs/{stem}.png", EDITED_KEY: f"edited/{stem}.png", PROMPT_KEY: instruction})
-    if not records:
-        shutil.rmtree(staging)
-        raise DatasetError(f"no usable segment in {annotations} ({len(report.skipped)} skipped)")
-    write_metadata(staging, records)
-    if out.exists():
-        shutil.rmtree(out)
-    os.replace(staging, out)
+    with atomic_directory(out) as staging:
+        for line, row in enumerate(rows, start=2):  # line 1 is the header
+            try:
+                name = row["video"]
+                if name not in opened:
+                    try:
+                        opened[name] = _Video(videos / name)
+                    except ValueError as err:
+                        opened[name] = err
+                video = opened[name]
+                if isinstance(video, Exception):
+                    raise video
+                first, last = (_frame_index(row[key], unit, video.fps) for key in ("start", "end"))
+                if not 0 <= first < last < video.frames:
+                    raise ValueError(f"segment frames {first}-{last} outside the video's 0-{video.frames - 1}")
+                instruction = (row["instruction"] or "").strip()
+                if not instruction:
+                    raise ValueError("empty instruction")
+                stem = f"{len(records):06d}"
+                write_image(staging / "inputs" / f"{stem}.png", video.frame(first))
+                write_image(staging / "edited" / f"{stem}.png", video.frame(last))
+            except (ValueError, TypeError) as err:
+                report.skipped.append(f"{annotations}:{line}: {err}")
+                continue
+            records.append({INPUT_KEY: f"inputs/{stem}.png", EDITED_KEY: f"edited/{stem}.png", PROMPT_KEY: instruction})
+        if not records:
+            raise DatasetError(f"no usable segment in {annotations} ({len(report.skipped)} skipped)")
+        write_metadata(staging, records)
     report.written = len(records)
     return report

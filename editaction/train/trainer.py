@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import tempfile
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -22,6 +21,7 @@ from diffusers.training_utils import EMAModel
 from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
 
+from editaction.atomic import atomic_directory
 from editaction.editor import Editor, load_pipeline
 from editaction.train.config import TrainConfig
 from editaction.train.dataset import EditPairDataset
@@ -299,17 +299,13 @@ class EditActionTrainer:
         target = self.checkpoint_root / f"{CHECKPOINT_PREFIX}{self.step:07d}"
         accelerator.wait_for_everyone()
         if accelerator.is_main_process:
-            self.checkpoint_root.mkdir(parents=True, exist_ok=True)
-            staging = Path(tempfile.mkdtemp(prefix=".saving-", dir=self.checkpoint_root))
-            save_file(accelerator.unwrap_model(self.unet).state_dict(), staging / UNET_FILE)
-            state = {"optimizer": self.optimizer.state_dict(), "lr_scheduler": self.lr_scheduler.state_dict()}
-            if self.ema is not None:
-                state["ema"] = self.ema.state_dict()
-            torch.save(state, staging / STATE_FILE)
-            (staging / "trainer_state.json").write_text(json.dumps({"step": self.step}))
-            if target.exists():
-                shutil.rmtree(target)
-            staging.rename(target)
+            with atomic_directory(target) as staging:
+                save_file(accelerator.unwrap_model(self.unet).state_dict(), staging / UNET_FILE)
+                state = {"optimizer": self.optimizer.state_dict(), "lr_scheduler": self.lr_scheduler.state_dict()}
+                if self.ema is not None:
+                    state["ema"] = self.ema.state_dict()
+                torch.save(state, staging / STATE_FILE)
+                (staging / "trainer_state.json").write_text(json.dumps({"step": self.step}))
             for old in sorted(self.checkpoint_root.glob(f"{CHECKPOINT_PREFIX}*"))[: -self.config.checkpoints_to_keep]:
                 shutil.rmtree(old)
         accelerator.wait_for_everyone()
@@ -349,11 +345,8 @@ class EditActionTrainer:
                 feature_extractor=None,
                 requires_safety_checker=False,
             )
-            staging = Path(tempfile.mkdtemp(prefix=".final-", dir=self.config.output_dir))
-            pipe.save_pretrained(staging, safe_serialization=True)
-            if self.final_dir.exists():
-                shutil.rmtree(self.final_dir)
-            staging.rename(self.final_dir)
+            with atomic_directory(self.final_dir) as staging:
+                pipe.save_pretrained(staging, safe_serialization=True)
             if self.ema is not None:
                 self.ema.restore(self.trainable)
         accelerator.wait_for_everyone()

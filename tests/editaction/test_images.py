@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from editaction import ImageReadError, read_image, to_array, write_image
-from editaction.atomic import write_text_atomic
+from editaction.atomic import atomic_directory, write_text_atomic
 
 
 def write_raw(path, array):
@@ -71,3 +71,25 @@ def test_atomic_writes_get_ordinary_permissions_and_leave_no_temporary_file(tmp_
     assert {path.name for path in tmp_path.iterdir()} == {"a.png", "b.json"}
     for name in ("a.png", "b.json"):
         assert (tmp_path / name).stat().st_mode & 0o777 == 0o644
+
+
+def test_atomic_directory_replaces_the_folder_whole_or_not_at_all(tmp_path):
+    import torch
+    from safetensors.torch import save_file
+
+    target = tmp_path / "model"
+    target.mkdir()
+    (target / "old.txt").write_text("old")
+    umask = os.umask(0o022)
+    try:
+        with atomic_directory(target) as staging:
+            save_file({"w": torch.zeros(2)}, staging / "weights.safetensors")  # safetensors writes 0600
+        with pytest.raises(RuntimeError), atomic_directory(target) as staging:
+            (staging / "half.txt").write_text("half")
+            raise RuntimeError("interrupted")
+    finally:
+        os.umask(umask)
+    assert {path.name for path in tmp_path.iterdir()} == {"model"}  # no staging folder left behind
+    assert [path.name for path in target.iterdir()] == ["weights.safetensors"]
+    assert target.stat().st_mode & 0o777 == 0o755
+    assert (target / "weights.safetensors").stat().st_mode & 0o777 == 0o644
