@@ -15,14 +15,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 from jaxtyping import Float
 from safetensors import safe_open
 from safetensors.torch import save_file
 from torch import Tensor
 
 from editaction.atomic import atomic_path
-from editaction.images import write_image
+from editaction.images import to_array, write_image
 
 EDITS_DIR = "edits"
 
@@ -33,6 +32,8 @@ class RestoredEdits:
     views: dict[int, tuple[Float[Tensor, "h w 3"], Float[Tensor, "h w 1"]]] = field(default_factory=dict)
     edits_done: int = 0
     """Edits the earlier run had made, so the resumed run continues its view order."""
+    other_instructions: set[str] = field(default_factory=set)
+    """Instructions of files that were skipped (to tell a user why nothing was restored)."""
 
 
 def _save_atomic(tensors: dict[str, Tensor], path: Path, metadata: dict[str, str]) -> None:
@@ -40,9 +41,13 @@ def _save_atomic(tensors: dict[str, Tensor], path: Path, metadata: dict[str, str
         save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, tmp, metadata=metadata)
 
 
-def _load(path: Path) -> tuple[dict[str, Tensor], dict[str, str]]:
+def _load(path: Path, instruction: str) -> tuple[dict[str, Tensor] | None, dict[str, str]]:
+    """The file's metadata, and its tensors only when it was saved for ``instruction``."""
     with safe_open(path, framework="pt") as handle:
-        return {key: handle.get_tensor(key) for key in handle.keys()}, handle.metadata() or {}
+        metadata = handle.metadata() or {}
+        if metadata.get("instruction") != instruction:
+            return None, metadata
+        return {key: handle.get_tensor(key) for key in handle.keys()}, metadata
 
 
 class EditStore:
@@ -65,31 +70,23 @@ class EditStore:
         views = self.directory / "views"
         metadata = {**self._metadata(), "edits_done": str(edits_done)}
         _save_atomic({"image": image, "relevance": relevance}, views / f"{index:05d}.safetensors", metadata)
-        rgb = np.rint(image.detach().float().clamp(0, 1).cpu().numpy() * 255).astype(np.uint8)
-        write_image(views / f"{index:05d}.png", rgb)
+        write_image(views / f"{index:05d}.png", to_array(image.permute(2, 0, 1)))
 
     def load(self) -> RestoredEdits:
-        """What an earlier run saved for the same instruction (files for another instruction are ignored)."""
+        """What an earlier run saved for the same instruction (files for another instruction are skipped)."""
         restored = RestoredEdits()
         targets_path = self.directory / "relevance_targets.safetensors"
         if targets_path.is_file():
-            tensors, metadata = _load(targets_path)
-            if metadata.get("instruction") == self.instruction:
+            tensors, metadata = _load(targets_path, self.instruction)
+            if tensors is None:
+                restored.other_instructions.add(metadata.get("instruction", ""))
+            else:
                 restored.relevance_targets = tensors["relevance"]
         for path in sorted((self.directory / "views").glob("*.safetensors")):
-            tensors, metadata = _load(path)
-            if metadata.get("instruction") == self.instruction:
-                restored.views[int(path.stem)] = (tensors["image"], tensors["relevance"])
-                restored.edits_done = max(restored.edits_done, int(metadata.get("edits_done", 0)))
+            tensors, metadata = _load(path, self.instruction)
+            if tensors is None:
+                restored.other_instructions.add(metadata.get("instruction", ""))
+                continue
+            restored.views[int(path.stem)] = (tensors["image"], tensors["relevance"])
+            restored.edits_done = max(restored.edits_done, int(metadata.get("edits_done", 0)))
         return restored
-
-    def saved_instructions(self) -> set[str]:
-        """Instructions of everything stored here (to tell a user why nothing was restored)."""
-        found = set()
-        for path in [
-            self.directory / "relevance_targets.safetensors",
-            *(self.directory / "views").glob("*.safetensors"),
-        ]:
-            if path.is_file():
-                found.add(_load(path)[1].get("instruction", ""))
-        return found

@@ -97,6 +97,8 @@ class RelevanceEditPipeline(VanillaPipeline):
         local_rank: int = 0,
         grad_scaler: GradScaler | None = None,
     ):
+        if test_mode == "val" and not config.text.strip():  # training: the only mode that edits
+            raise RelevanceEditError('the instruction is empty: pass --text "make the red cube blue"')
         super().__init__(config, device, test_mode, world_size, local_rank, grad_scaler)
         self.model.config.edit_mask_threshold = config.edit.threshold
         self.editor: Editor | None = None
@@ -105,7 +107,6 @@ class RelevanceEditPipeline(VanillaPipeline):
         self.edits_done = 0
         self._edits_start: int | None = None
         self._targets_stale = True
-        self._next_view = 0
         self._generator = torch.Generator().manual_seed(config.seed)
         self._view_order = torch.randperm(len(self.datamanager.train_dataset), generator=self._generator).tolist()
 
@@ -132,9 +133,7 @@ class RelevanceEditPipeline(VanillaPipeline):
         )
         self.viewer_pause = ViewerCheckbox("Pause editing", False, cb_hook=lambda e: self.pause_editing(e.value))
 
-        if test_mode == "val":  # training: the only mode that edits
-            if not config.text.strip():
-                raise RelevanceEditError('the instruction is empty: pass --text "make the red cube blue"')
+        if test_mode == "val":
             try:
                 self.editor = Editor.from_pretrained(config.editor, device=device)
             except EditorLoadError as error:
@@ -175,11 +174,10 @@ class RelevanceEditPipeline(VanillaPipeline):
         earlier = EditStore(resume_from, self.text)
         restored = earlier.load()
         if restored.relevance_targets is None and not restored.views:
-            others = earlier.saved_instructions() - {self.text}
-            if others:
+            if restored.other_instructions:
                 CONSOLE.print(
-                    f"[yellow]{earlier.directory} holds edits for {sorted(others)}, not {self.text!r}: "
-                    "editing starts from the original images"
+                    f"[yellow]{earlier.directory} holds edits for {sorted(restored.other_instructions)}, "
+                    f"not {self.text!r}: editing starts from the original images"
                 )
             return
         shape = tuple(self.datamanager.original_images.shape[1:3])
@@ -195,7 +193,7 @@ class RelevanceEditPipeline(VanillaPipeline):
             self.datamanager.set_image(index, image)
             self.datamanager.set_relevance(index, relevance)
             self.store.save_view(index, image, relevance, restored.edits_done)
-        self.edits_done = self._next_view = restored.edits_done
+        self.edits_done = restored.edits_done
         CONSOLE.print(f"Restored {len(restored.views)} edited views and the relevance targets from {earlier.directory}")
 
     # ---- stage 1: relevance targets -----------------------------------------------------------
@@ -267,10 +265,8 @@ class RelevanceEditPipeline(VanillaPipeline):
         return _to_hwc(result.mask)
 
     def next_view(self) -> int:
-        """Training views in a seeded order, cycled."""
-        index = self._view_order[self._next_view % len(self._view_order)]
-        self._next_view += 1
-        return index
+        """The view the next edit takes: training views in a seeded order, cycled (resumed runs continue it)."""
+        return self._view_order[self.edits_done % len(self._view_order)]
 
     def _before_step(self, step: int) -> None:
         if self.editor is None:

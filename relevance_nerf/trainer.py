@@ -38,7 +38,7 @@ class RelevanceEditTrainerConfig(TrainerConfig):
         super().set_experiment_name()
 
     def resolved_text(self) -> str:
-        """The instruction, or a one-line error for an empty, conflicting or misplaced one."""
+        """The instruction (the pipeline refuses an empty one), or an error for a conflicting or misplaced one."""
         if self.prompt or self.pipeline.model.prompt:
             raise RelevanceEditError(
                 "--prompt is nerfstudio's text-to-3D prompt and is ignored by relevance-edit; "
@@ -46,10 +46,7 @@ class RelevanceEditTrainerConfig(TrainerConfig):
             )
         if self.text is not None and self.pipeline.text and self.text != self.pipeline.text:
             raise RelevanceEditError(f"--text {self.text!r} and --pipeline.text {self.pipeline.text!r} differ")
-        text = self.pipeline.text or self.text or ""
-        if not text.strip():
-            raise RelevanceEditError('the instruction is empty: pass --text "make the red cube blue"')
-        return text
+        return self.pipeline.text or self.text or ""
 
 
 def _checkpoint_run_dir(config: TrainerConfig) -> Path | None:

@@ -27,7 +27,7 @@ from editaction import TOY_ACTION_EDITOR, TOY_EDITOR, EditConfig, Editor, Editor
 from editaction.masking import binarize
 from editaction.toyworld.metrics import iou, moved_towards, psnr, recolour_succeeded
 from editaction.toyworld.pairs import MASK_KEY, write_pairs
-from editaction.train.dataset import METADATA_FILE
+from editaction.train.dataset import INPUT_KEY, PROMPT_KEY, read_records
 
 
 @dataclass
@@ -49,25 +49,20 @@ class EvaluateArgs:
     json_out: Path | None = None
 
 
-def _records(folder: Path) -> list[dict]:
-    return [json.loads(line) for line in (folder / METADATA_FILE).read_text().splitlines() if line.strip()]
-
-
-def _load(folder: Path, record: dict) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    image = read_image(folder / record["input_image_file_name"]).rgb
-    edited = read_image(folder / record["edited_image_file_name"]).rgb
+def _input_and_mask(folder: Path, record: dict) -> tuple[torch.Tensor, torch.Tensor]:
+    image = read_image(folder / record[INPUT_KEY]).rgb
     mask = read_image(folder / record[MASK_KEY]).rgb[0] > 0.5
-    return image, edited, mask
+    return image, mask
 
 
 def evaluate_recolour(editor: Editor, folder: Path, args: EvaluateArgs) -> dict[str, float]:
     edit = EditConfig(args.steps, args.text_guidance, args.image_guidance, threshold=args.threshold)
+    relevance_config = RelevanceConfig(noise_samples=args.noise_samples)
     rows: dict[str, list[float]] = {"success": [], "psnr_out_guided": [], "psnr_out_plain": [], "iou": []}
-    for record in tqdm(_records(folder), desc=f"recolour {folder.name}", unit="pair"):
-        image, _, mask = _load(folder, record)
-        instruction = record["edit_prompt"]
+    for record in tqdm(read_records(folder), desc=f"recolour {folder.name}", unit="pair"):
+        image, mask = _input_and_mask(folder, record)
+        instruction = record[PROMPT_KEY]
         colour = record["object"].split("_")[0]
-        relevance_config = RelevanceConfig(noise_samples=args.noise_samples)
         relevance = editor.relevance_map(image, instruction, config=relevance_config, generator=_gen(args))
         guided = editor.edit(image, instruction, relevance=relevance, config=edit, generator=_gen(args)).images[0]
         plain = editor.edit(image, instruction, config=edit, generator=_gen(args)).images[0]
@@ -81,9 +76,9 @@ def evaluate_recolour(editor: Editor, folder: Path, args: EvaluateArgs) -> dict[
 def evaluate_moves(editor: Editor, folder: Path, args: EvaluateArgs) -> float:
     edit = EditConfig(args.steps, args.text_guidance, args.image_guidance, threshold=0.0)
     successes = []
-    for record in _records(folder):
-        image, _, _ = _load(folder, record)
-        edited = editor.edit(image, record["edit_prompt"], config=edit, generator=_gen(args)).images[0].cpu()
+    for record in read_records(folder):
+        image = read_image(folder / record[INPUT_KEY]).rgb
+        edited = editor.edit(image, record[PROMPT_KEY], config=edit, generator=_gen(args)).images[0].cpu()
         successes.append(moved_towards(image, edited, record["object"].split("_")[0], record["direction"]))
     return statistics.mean(successes)
 

@@ -30,7 +30,7 @@ from editaction.toyworld.autoencoder import load_images, train_autoencoder
 from editaction.toyworld.pairs import MASK_KEY, write_pairs
 from editaction.toyworld.text_encoder import train_text_encoder
 from editaction.train.config import TrainConfig
-from editaction.train.dataset import EDITED_KEY, INPUT_KEY, read_metadata, write_metadata
+from editaction.train.dataset import EDITED_KEY, INPUT_KEY, read_metadata, read_records, write_metadata
 from editaction.train.trainer import EditActionTrainer
 
 TOY_ARCHITECTURE = IP2PArchitecture(
@@ -113,7 +113,7 @@ def main() -> None:
         _finish("pairs", log, out, train=args.train_pairs, actions=args.action_pairs)
     if not (static_dir / "metadata.jsonl").exists():  # the recolour records of the train split, same images
         static_dir.mkdir(parents=True, exist_ok=True)
-        records = [json.loads(line) for line in (train_dir / "metadata.jsonl").read_text().splitlines()]
+        records = read_records(train_dir)
         relative = {INPUT_KEY, EDITED_KEY, MASK_KEY}
         write_metadata(
             static_dir,

@@ -24,7 +24,7 @@ from tqdm import tqdm
 
 from editaction.images import write_image
 from editaction.toyworld.palette import COLOURS
-from editaction.toyworld.scene import SHAPES, SceneObject, SceneSpec, look_at, render_view
+from editaction.toyworld.scene import SHAPES, SceneObject, SceneSpec, orbit_camera, render_view
 from editaction.train.dataset import EDITED_KEY, INPUT_KEY, PROMPT_KEY, write_metadata
 
 HELD_OUT: frozenset[tuple[str, str]] = frozenset({("green", "ball"), ("yellow", "cube")})
@@ -69,10 +69,7 @@ def _random_objects(rng: np.random.Generator, count: int) -> list[SceneObject]:
 def _random_camera(rng: np.random.Generator, radius: float) -> np.ndarray:
     azimuth = rng.uniform(0, 2 * np.pi)
     elevation = np.radians(rng.uniform(20, 45))
-    position = radius * np.array(
-        [np.cos(azimuth) * np.cos(elevation), np.sin(azimuth) * np.cos(elevation), np.sin(elevation)]
-    )
-    return look_at(position + np.array([0.0, 0.0, 0.2]), target=np.array([0.0, 0.0, 0.2]))
+    return orbit_camera(azimuth, elevation, radius, target=np.array([0.0, 0.0, 0.2]))
 
 
 def _moved(obj: SceneObject, c2w: np.ndarray, direction: str) -> SceneObject:

@@ -101,16 +101,20 @@ def look_at(position: np.ndarray, target: np.ndarray = TARGET) -> np.ndarray:
     return c2w
 
 
+def orbit_camera(azimuth: float, elevation: float, radius: float, target: np.ndarray = TARGET) -> np.ndarray:
+    """Camera-to-world matrix of a camera ``radius`` from ``target`` at the given angles (radians), aimed at it."""
+    direction = np.array(
+        [math.cos(azimuth) * math.cos(elevation), math.sin(azimuth) * math.cos(elevation), math.sin(elevation)]
+    )
+    return look_at(target + radius * direction, target)
+
+
 def camera_poses(spec: SceneSpec) -> list[np.ndarray]:
     rng = np.random.default_rng(spec.seed)
     poses = []
     for index in range(spec.views):
         azimuth = 2 * math.pi * index / spec.views + rng.uniform(-0.05, 0.05)
-        elevation = math.radians(spec.elevations_degrees[index % 2])
-        position = TARGET + spec.radius * np.array(
-            [math.cos(azimuth) * math.cos(elevation), math.sin(azimuth) * math.cos(elevation), math.sin(elevation)]
-        )
-        poses.append(look_at(position))
+        poses.append(orbit_camera(azimuth, math.radians(spec.elevations_degrees[index % 2]), spec.radius))
     return poses
 
 

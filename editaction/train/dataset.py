@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -43,20 +43,34 @@ class EditPair:
     instruction: str
 
 
-def read_metadata(root: str | os.PathLike) -> list[EditPair]:
-    """Parse ``metadata.jsonl``; every record must name two existing images and a non-empty prompt."""
-    root = Path(root)
+def _numbered_records(root: Path) -> Iterator[tuple[int, dict]]:
+    """(line number, record) for each non-empty line of ``root/metadata.jsonl``."""
     path = root / METADATA_FILE
     if not path.is_file():
         raise DatasetError(f"no {METADATA_FILE} in {root}")
-    pairs = []
     for number, line in enumerate(path.read_text().splitlines(), start=1):
         if not line.strip():
             continue
         try:
-            record = json.loads(line)
+            yield number, json.loads(line)
+        except json.JSONDecodeError as err:
+            raise DatasetError(f"{path}:{number}: bad record (JSONDecodeError: {err})") from None
+
+
+def read_records(root: str | os.PathLike) -> list[dict]:
+    """The raw records, extra keys included (the toy pairs add masks and evaluation labels)."""
+    return [record for _, record in _numbered_records(Path(root))]
+
+
+def read_metadata(root: str | os.PathLike) -> list[EditPair]:
+    """Parse ``metadata.jsonl``; every record must name two existing images and a non-empty prompt."""
+    root = Path(root)
+    path = root / METADATA_FILE
+    pairs = []
+    for number, record in _numbered_records(root):
+        try:
             pair = EditPair(root / record[INPUT_KEY], root / record[EDITED_KEY], str(record[PROMPT_KEY]).strip())
-        except (json.JSONDecodeError, KeyError, TypeError) as err:
+        except (KeyError, TypeError) as err:
             raise DatasetError(f"{path}:{number}: bad record ({type(err).__name__}: {err})") from None
         for image in (pair.input_image, pair.edited_image):
             if not image.is_file():

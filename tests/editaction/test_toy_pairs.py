@@ -1,7 +1,5 @@
 """Toy 2D edit pairs: ground-truth masks cover every changed pixel, splits, seeds; the toy-world metrics."""
 
-import json
-
 import numpy as np
 import pytest
 import torch
@@ -9,7 +7,7 @@ import torch
 from editaction.tiny import build_clip_tokenizer
 from editaction.toyworld.metrics import iou, moved_towards, psnr, recolour_succeeded
 from editaction.toyworld.pairs import HELD_OUT, make_pair, write_pairs
-from editaction.train.dataset import read_metadata
+from editaction.train.dataset import read_metadata, read_records
 from editaction.train.negatives import disjoint_candidates
 
 
@@ -56,8 +54,7 @@ def test_splits_seeds_and_the_edit_action_format(tmp_path):
     assert train[0].input_image.read_bytes() == (tmp_path / "again" / "input" / "000000.png").read_bytes()
 
     def edited_objects(folder):
-        records = [json.loads(line) for line in (folder / "metadata.jsonl").read_text().splitlines()]
-        return {tuple(record["object"].split("_")) for record in records}
+        return {tuple(record["object"].split("_")) for record in read_records(folder)}
 
     assert edited_objects(tmp_path / "train").isdisjoint(HELD_OUT)
     assert edited_objects(tmp_path / "unseen") <= HELD_OUT
