@@ -7,14 +7,18 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 export HF_HUB_OFFLINE ?= 1
 
-# Demo knobs: make demo MODEL=timbrooks/instruct-pix2pix IMAGE=photo.jpg TEXT="turn the ball into an orange"
+# Demo knobs (3D): make demo TEXT="make the blue ball green" OUT=outputs/demo-ball [SCENE=...] [EDITOR=...] [PRESET=tiny|full]
+TEXT ?= make the red cube blue
+OUT ?= outputs/demo
+SCENE ?=
+EDITOR ?=
+PRESET ?= auto
+# 2D knobs: make edit-image MODEL=timbrooks/instruct-pix2pix IMAGE=photo.jpg TEXT="turn the ball into an orange"
 MODEL ?= models/toy-editor
 IMAGE ?= assets/toy-view.png
-TEXT ?= make the red cube blue
 STEPS ?= 20
-OUT ?= outputs/demo
 
-.PHONY: demo test test-fast lint train-smoke train-toy-editor evaluate-toy clean-venv
+.PHONY: demo edit-image test test-fast lint train-smoke train-toy-editor evaluate-toy clean-venv
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -29,9 +33,14 @@ $(STAMP): pyproject.toml
 outputs/tiny-ip2p: | $(STAMP)
 	$(PY) scripts/make_tiny_checkpoint.py --out $@
 
+# The main job: toy scene -> nerfacto -> relevance-edit and the unmasked baseline -> report in $(OUT)/report.
 demo: $(STAMP)
+	$(PY) scripts/demo.py --out $(OUT) --text "$(TEXT)" --preset $(PRESET) \
+		$(if $(SCENE),--scene $(SCENE)) $(if $(EDITOR),--editor $(EDITOR))
+
+edit-image: $(STAMP)
 	$(PY) scripts/edit_image.py --image $(IMAGE) --text "$(TEXT)" --model $(MODEL) --steps $(STEPS) \
-		--out $(OUT) --overwrite
+		--out outputs/edit-image --overwrite
 
 outputs/toy-actions: | $(STAMP)
 	$(PY) scripts/make_toy_action_videos.py --out outputs/toy-videos

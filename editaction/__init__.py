@@ -3,7 +3,7 @@
 from pathlib import Path
 
 from editaction.config import EditConfig, RelevanceConfig
-from editaction.editor import Editor, EditorLoadError, EditResult
+from editaction.editor import Editor, EditorLoadError, EditResult, check_editor_source
 from editaction.images import ImageReadError, LoadedImage, read_image, relevance_to_rgb, to_array, write_image
 
 INSTRUCT_PIX2PIX = "timbrooks/instruct-pix2pix"
@@ -17,6 +17,7 @@ __all__ = [
     "INSTRUCT_PIX2PIX",
     "TOY_ACTION_EDITOR",
     "TOY_EDITOR",
+    "check_editor_source",
     "EditConfig",
     "EditResult",
     "Editor",

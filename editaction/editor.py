@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import huggingface_hub
 import torch
 import torch.nn.functional as F
 from diffusers import DDIMScheduler, StableDiffusionInstructPix2PixPipeline
@@ -62,10 +63,8 @@ def _check_checkpoint_dir(path: Path) -> None:
         raise EditorLoadError(f"{path} is not an InstructPix2Pix checkpoint (no {', '.join(missing)})")
 
 
-def load_pipeline(
-    model: str | os.PathLike, device: torch.device, dtype: torch.dtype
-) -> StableDiffusionInstructPix2PixPipeline:
-    """Load an IP2P-family checkpoint (directory or hub id) with a DDIM scheduler; no safety checker."""
+def check_editor_source(model: str | os.PathLike) -> None:
+    """Fail early, without loading weights, when ``model`` is neither a checkpoint directory nor a usable hub id."""
     path = Path(model)
     if path.exists():
         if not path.is_dir():
@@ -73,6 +72,17 @@ def load_pipeline(
         _check_checkpoint_dir(path)
     elif str(model).startswith((".", "/", "~")) or str(model).count("/") != 1:
         raise EditorLoadError(f"model not found: {model} (neither a directory nor a hub id like 'org/name')")
+    elif huggingface_hub.constants.HF_HUB_OFFLINE and not isinstance(
+        huggingface_hub.try_to_load_from_cache(str(model), "model_index.json"), str
+    ):
+        raise EditorLoadError(f"{model} is not in the local Hugging Face cache and HF_HUB_OFFLINE is set")
+
+
+def load_pipeline(
+    model: str | os.PathLike, device: torch.device, dtype: torch.dtype
+) -> StableDiffusionInstructPix2PixPipeline:
+    """Load an IP2P-family checkpoint (directory or hub id) with a DDIM scheduler; no safety checker."""
+    check_editor_source(model)
     try:
         pipe = StableDiffusionInstructPix2PixPipeline.from_pretrained(
             str(model),

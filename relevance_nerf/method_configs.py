@@ -3,6 +3,8 @@
 - ``relevance-edit``: nerfacto's published settings plus the relevance field and edits.
 - ``relevance-edit-tiny``: CPU-sized, for the embedded toy scene, demos and tests.
 - ``nerfacto-tiny``: the matching CPU-sized nerfacto, whose checkpoints ``relevance-edit-tiny`` starts from.
+- ``nerfacto-offline``: nerfacto's published settings with LPIPS only from local weights, so it trains
+  on machines without internet; the starting point of ``relevance-edit`` in the GPU demo.
 
 The viewer binds to 127.0.0.1 (``--viewer.websocket-host 0.0.0.0`` opts in to every interface).
 """
@@ -145,4 +147,24 @@ nerfacto_tiny = MethodSpecification(
         **_tiny_trainer_settings(),
     ),
     description="CPU-sized nerfacto that builds offline; the starting point of relevance-edit-tiny.",
+)
+
+nerfacto_offline = MethodSpecification(
+    config=TrainerConfig(
+        method_name="nerfacto-offline",
+        steps_per_eval_batch=500,
+        steps_per_save=2000,
+        max_num_iterations=30000,  # nerfstudio's nerfacto
+        mixed_precision=True,
+        pipeline=VanillaPipelineConfig(
+            datamanager=VanillaDataManagerConfig(
+                dataparser=NerfstudioDataParserConfig(), train_num_rays_per_batch=4096, eval_num_rays_per_batch=4096
+            ),
+            model=OfflineNerfactoModelConfig(**NERFACTO_MODEL),
+        ),
+        optimizers=nerfacto_optimizers(200000, with_relevance=False),
+        viewer=ViewerConfig(num_rays_per_chunk=1 << 15, websocket_host=LOCAL_VIEWER_HOST),
+        vis="viewer",
+    ),
+    description="nerfacto's published settings that never download weights (LPIPS only when cached).",
 )

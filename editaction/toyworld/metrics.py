@@ -12,6 +12,7 @@ import math
 import torch
 from jaxtyping import Bool, Float
 from torch import Tensor
+from torchmetrics.functional.image import structural_similarity_index_measure
 
 from editaction.toyworld.palette import COLOURS
 
@@ -40,6 +41,30 @@ def psnr(a: Tensor, b: Tensor, mask: Tensor | None = None) -> float:
     difference = (a - b).pow(2)
     mse = difference[:, mask].mean() if mask is not None else difference.mean()
     return math.inf if mse == 0 else float(-10 * torch.log10(mse))
+
+
+def ssim(a: Float[Tensor, "3 h w"], b: Float[Tensor, "3 h w"], mask: Bool[Tensor, "h w"] | None = None) -> float:
+    """Mean SSIM (11-pixel Gaussian window) over the pixels of ``mask`` (all pixels without one)."""
+    _, similarity = structural_similarity_index_measure(
+        a[None].float(), b[None].float(), data_range=1.0, return_full_image=True
+    )
+    similarity = similarity[0].mean(dim=0)
+    return float(similarity[mask].mean() if mask is not None else similarity.mean())
+
+
+def _degrees(cosine: Tensor) -> float:
+    return math.degrees(math.acos(float(cosine.clamp(-1.0, 1.0))))
+
+
+def chroma_distance(image: Float[Tensor, "3 h w"], mask: Bool[Tensor, "h w"], colour: str) -> float:
+    """Angle in degrees between the mean colour inside ``mask`` and a palette colour (0: that hue exactly)."""
+    return _degrees(mean_chroma(image, mask) @ palette_direction(colour))
+
+
+def chroma_spread(chromas: Float[Tensor, "n 3"]) -> float:
+    """Mean angle in degrees between each view's object chroma and their common mean: 0 when all views agree."""
+    centre = _unit(chromas.mean(dim=0))
+    return sum(_degrees(chroma @ centre) for chroma in chromas) / len(chromas)
 
 
 def iou(predicted: Tensor, truth: Tensor) -> float:

@@ -16,6 +16,7 @@ file names, ``edit_prompt``) with extra keys for evaluation: ``mask_file_name``,
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -35,6 +36,11 @@ objects and directions share no token: EditAction's contrastive negatives need t
 MOVE_DISTANCE = 0.45
 """World units an object slides: about a sixth of the view at the default camera distance."""
 MASK_KEY = "mask_file_name"
+RECOLOUR = "make the {colour} {shape} {target_colour}"
+"""The recolour instruction template (``parse_recolour`` reads it back)."""
+_RECOLOUR_PATTERN = re.compile(
+    r"make the (?P<colour>{c}) (?P<shape>{s}) (?P<target_colour>{c})".format(c="|".join(COLOURS), s="|".join(SHAPES))
+)
 SPLITS = ("train", "test", "unseen")
 
 
@@ -81,6 +87,19 @@ def _moved(obj: SceneObject, c2w: np.ndarray, direction: str) -> SceneObject:
     return replace(obj, x=float(obj.x + step[0]), y=float(obj.y + step[1]))
 
 
+@dataclass(frozen=True)
+class Recolour:
+    colour: str
+    shape: str
+    target_colour: str
+
+
+def parse_recolour(instruction: str) -> Recolour | None:
+    """The object and colour of a recolour instruction in the toy template; None for any other instruction."""
+    match = _RECOLOUR_PATTERN.fullmatch(" ".join(instruction.lower().split()).rstrip("."))
+    return None if match is None else Recolour(**match.groupdict())
+
+
 def make_pair(rng: np.random.Generator, kind: str, size: int = 64, held_out: bool | None = None) -> EditPairRecord:
     """One random pair; ``held_out`` True/False restricts the edited object to/away from ``HELD_OUT``."""
     while True:
@@ -97,7 +116,7 @@ def make_pair(rng: np.random.Generator, kind: str, size: int = 64, held_out: boo
         edited_objects = tuple(replace(o, colour=colour) if o is target else o for o in objects)
         edited, _ = render_view(replace(spec, objects=edited_objects), c2w)
         mask = masks[target.name]
-        instruction = f"make the {target.colour} {target.shape} {colour}"
+        instruction = RECOLOUR.format(colour=target.colour, shape=target.shape, target_colour=colour)
         return EditPairRecord(image, edited, mask, instruction, kind, target, target_colour=colour)
     if kind == "move":
         direction = str(rng.choice(list(MOVE_VERBS)))

@@ -134,7 +134,7 @@ def test_load_errors_are_clear(tmp_path):
         Editor.from_pretrained(tmp_path / "missing", device="cpu")
     with pytest.raises(EditorLoadError, match="no model_index.json"):
         Editor.from_pretrained(tmp_path, device="cpu")
-    with pytest.raises(EditorLoadError, match="cannot load editor"):
+    with pytest.raises(EditorLoadError, match="not in the local Hugging Face cache"):
         Editor.from_pretrained("nobody/not-a-cached-model", device="cpu")  # HF_HUB_OFFLINE=1
 
 

@@ -6,7 +6,7 @@ import torch
 
 from editaction.tiny import build_clip_tokenizer
 from editaction.toyworld.metrics import iou, moved_towards, psnr, recolour_succeeded
-from editaction.toyworld.pairs import HELD_OUT, make_pair, write_pairs
+from editaction.toyworld.pairs import HELD_OUT, Recolour, make_pair, parse_recolour, write_pairs
 from editaction.train.dataset import read_metadata, read_records
 from editaction.train.negatives import disjoint_candidates
 
@@ -67,3 +67,12 @@ def test_every_move_instruction_has_a_token_disjoint_negative(tmp_path):
     instructions = sorted({pair.instruction for pair in read_metadata(tmp_path)})
     candidates = disjoint_candidates(build_clip_tokenizer(), instructions)  # raises when one has none
     assert len(candidates) == len(instructions)
+
+
+def test_parse_recolour_reads_back_the_template():
+    record = make_pair(np.random.default_rng(3), "recolour")
+    parsed = parse_recolour(record.instruction)
+    assert parsed == Recolour(record.object.colour, record.object.shape, record.target_colour)
+    assert parse_recolour("  Make the red  cube blue. ") == Recolour("red", "cube", "blue")
+    assert parse_recolour("make the red cube purple") is None
+    assert parse_recolour("slide red cube left") is None

@@ -1,0 +1,242 @@
+"""Measure edited scenes on the held-out views of a toy scene, against its unedited ground truth.
+
+A run is rendered from the held-out cameras (``test_filenames``) and compared with the
+unedited photographs and the ground-truth mask of the object the instruction names:
+
+- preservation: PSNR and SSIM outside the object's mask;
+- edit success: views whose object colour is nearer (by hue) the requested colour than
+  its original one, and the object's mean hue distance to the requested colour;
+- relevance IoU: the rendered ``edit_mask`` against the object's mask;
+- multi-view consistency: the spread of the object's hue across the views.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import statistics
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+import yaml
+from jaxtyping import Bool, Float
+from nerfstudio.engine.trainer import TrainerConfig
+from nerfstudio.utils.eval_utils import eval_setup
+from torch import Tensor
+
+from editaction.images import ImageReadError, read_image
+from editaction.toyworld.metrics import chroma_distance, chroma_spread, iou, mean_chroma, psnr, recolour_succeeded, ssim
+from editaction.toyworld.pairs import Recolour, parse_recolour
+from relevance_nerf.errors import RelevanceEditError
+from relevance_nerf.model import EDIT_MASK, RELEVANCE
+
+MIN_OBJECT_PIXELS = 16
+"""Views where the object covers fewer pixels do not count for success, hue and IoU (too few to measure)."""
+
+
+@dataclass(frozen=True)
+class HeldOutView:
+    name: str
+    """File name of the view in the scene's ``images/`` folder."""
+    photo: Float[Tensor, "3 h w"]
+    object_mask: Bool[Tensor, "h w"]
+
+
+@dataclass(frozen=True)
+class SceneTruth:
+    """The held-out views of a toy scene and the object a recolour instruction names."""
+
+    directory: Path
+    instruction: str
+    edit: Recolour
+    object_name: str
+    views: list[HeldOutView]
+
+
+def load_scene_truth(scene: Path, instruction: str) -> SceneTruth:
+    """Read a toy scene's held-out photos and the named object's masks; one clear error for each mistake."""
+    scene = Path(scene)
+    transforms_path, description_path = scene / "transforms.json", scene / "scene.json"
+    if not transforms_path.is_file():
+        raise RelevanceEditError(
+            f"no scene at {scene}: transforms.json is missing (scripts/make_toy_scene.py makes one)"
+        )
+    if not description_path.is_file():
+        raise RelevanceEditError(f"{scene} has no scene.json: evaluation needs a toy scene with ground-truth masks")
+    edit = parse_recolour(instruction)
+    if edit is None:
+        raise RelevanceEditError(
+            f"cannot evaluate {instruction!r}: the evaluation measures recolour instructions of the toy world, "
+            "e.g. 'make the red cube blue'"
+        )
+    objects = json.loads(description_path.read_text())["objects"]
+    named = [o["name"] for o in objects if (o["colour"], o["shape"]) == (edit.colour, edit.shape)]
+    if not named:
+        present = ", ".join(f"{o['colour']} {o['shape']}" for o in objects)
+        raise RelevanceEditError(f"the scene has no {edit.colour} {edit.shape} (it has: {present})")
+    held_out = json.loads(transforms_path.read_text()).get("test_filenames") or []
+    if not held_out:
+        raise RelevanceEditError(f"{transforms_path} lists no held-out views (test_filenames)")
+    views = []
+    try:
+        for file_path in held_out:
+            name = Path(file_path).name
+            mask = read_image(scene / "masks" / named[0] / name).rgb[0] > 0.5
+            views.append(HeldOutView(name, read_image(scene / file_path).rgb, mask))
+    except ImageReadError as error:
+        raise RelevanceEditError(str(error)) from error
+    return SceneTruth(scene, instruction, edit, named[0], views)
+
+
+@dataclass(frozen=True)
+class RenderedView:
+    rgb: Float[Tensor, "3 h w"]
+    relevance: Float[Tensor, "h w"] | None
+    """Rendered relevance in [0, 1] (relevance-edit runs only)."""
+    edit_mask: Bool[Tensor, "h w"] | None
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    """What a run was trained with, read from its ``config.yml``: the fairness of a comparison rests on it."""
+
+    method: str
+    text: str | None
+    editor: str | None
+    threshold: float | None
+    seed: int | None
+    iterations: int
+
+
+def read_run_config(config_path: Path) -> TrainerConfig:
+    if not Path(config_path).is_file():
+        raise RelevanceEditError(f"no run at {config_path}: config.yml is missing")
+    config = yaml.load(Path(config_path).read_text(), Loader=yaml.Loader)  # nerfstudio's own config format
+    if not isinstance(config, TrainerConfig):
+        raise RelevanceEditError(f"{config_path} is not a nerfstudio run config")
+    return config
+
+
+def run_settings(config: TrainerConfig) -> RunSettings:
+    pipeline = config.pipeline
+    edit = getattr(pipeline, "edit", None)
+    return RunSettings(
+        method=config.method_name or "unknown",
+        text=getattr(pipeline, "text", None),
+        editor=getattr(pipeline, "editor", None),
+        threshold=None if edit is None else edit.threshold,
+        seed=getattr(pipeline, "seed", None),
+        iterations=config.max_num_iterations,
+    )
+
+
+def render_held_out(config_path: Path, scene: Path) -> dict[str, RenderedView]:
+    """Render a run's latest checkpoint from the scene's held-out cameras, by image file name."""
+    run_dir = Path(config_path).resolve().parent
+
+    def locate(config: TrainerConfig) -> TrainerConfig:  # the run and scene may have moved since training
+        config.output_dir, config.experiment_name = run_dir.parents[2], run_dir.parents[1].name
+        config.method_name, config.timestamp = run_dir.parent.name, run_dir.name
+        config.pipeline.datamanager.data = Path(scene)
+        return config
+
+    read_run_config(config_path)
+    if not any((run_dir / "nerfstudio_models").glob("step-*.ckpt")):
+        raise RelevanceEditError(f"{run_dir} holds no checkpoint (nerfstudio_models/step-*.ckpt)")
+    _, pipeline, _, _ = eval_setup(Path(config_path), test_mode="test", update_config_callback=locate)
+    dataset = pipeline.datamanager.eval_dataset
+    renders = {}
+    with torch.no_grad():
+        for index, filename in enumerate(dataset.image_filenames):
+            camera = dataset.cameras[index : index + 1].to(pipeline.device)
+            outputs = pipeline.model.get_outputs_for_camera(camera)
+            relevance, mask = outputs.get(RELEVANCE), outputs.get(EDIT_MASK)
+            renders[Path(filename).name] = RenderedView(
+                rgb=outputs["rgb"].clamp(0, 1).permute(2, 0, 1).float().cpu(),
+                relevance=None if relevance is None else relevance[..., 0].float().cpu(),
+                edit_mask=None if mask is None else mask[..., 0].bool().cpu(),
+            )
+    return renders
+
+
+@dataclass(frozen=True)
+class SceneMetrics:
+    psnr_outside: float
+    """dB, outside the object's mask, against the unedited photos (higher: better preserved)."""
+    ssim_outside: float
+    edit_success: float
+    """Fraction of views where the object's hue is nearer the requested colour than its original one."""
+    hue_distance: float
+    """Degrees between the object's mean colour and the requested colour (lower: more edited)."""
+    hue_spread: float
+    """Degrees the object's hue varies across views (lower: more consistent)."""
+    relevance_iou: float | None
+    """Rendered edit mask versus the object's mask; None for runs without a relevance field."""
+    views: int
+
+
+def measure(truth: SceneTruth, renders: dict[str, RenderedView]) -> SceneMetrics:
+    missing = [view.name for view in truth.views if view.name not in renders]
+    if missing:
+        raise RelevanceEditError(
+            f"the run has no render of held-out views {missing[:3]}: was it trained on this scene?"
+        )
+    outside_psnr, outside_ssim, successes, distances, chromas, overlaps = [], [], [], [], [], []
+    for view in truth.views:
+        render = renders[view.name]
+        if render.rgb.shape != view.photo.shape:
+            raise RelevanceEditError(
+                f"render of {view.name} is {tuple(render.rgb.shape)}, the photo {tuple(view.photo.shape)}"
+            )
+        outside_psnr.append(min(psnr(render.rgb, view.photo, ~view.object_mask), 100.0))
+        outside_ssim.append(ssim(render.rgb, view.photo, ~view.object_mask))
+        if view.object_mask.sum() < MIN_OBJECT_PIXELS:
+            continue
+        successes.append(recolour_succeeded(render.rgb, view.object_mask, truth.edit.colour, truth.edit.target_colour))
+        distances.append(chroma_distance(render.rgb, view.object_mask, truth.edit.target_colour))
+        chromas.append(mean_chroma(render.rgb, view.object_mask))
+        if render.edit_mask is not None:
+            overlaps.append(iou(render.edit_mask, view.object_mask))
+    if not successes:
+        raise RelevanceEditError(
+            f"the {truth.object_name} covers under {MIN_OBJECT_PIXELS} pixels in every held-out view"
+        )
+    return SceneMetrics(
+        psnr_outside=statistics.fmean(outside_psnr),
+        ssim_outside=statistics.fmean(outside_ssim),
+        edit_success=statistics.fmean(successes),
+        hue_distance=statistics.fmean(distances),
+        hue_spread=chroma_spread(torch.stack(chromas)),
+        relevance_iou=statistics.fmean(overlaps) if overlaps else None,
+        views=len(truth.views),
+    )
+
+
+def metrics_table(rows: dict[str, SceneMetrics], clip: dict[str, dict[str, float]] | None = None) -> str:
+    """A markdown table, one row per run; CLIP columns only when measured."""
+    columns = ["PSNR outside (dB)", "SSIM outside", "edit success", "hue to target (deg)", "hue spread (deg)", "IoU"]
+    clip_columns = sorted(next(iter(clip.values()))) if clip else []
+    lines = [
+        "| run | " + " | ".join(columns + clip_columns) + " |",
+        "|---" * (1 + len(columns) + len(clip_columns)) + "|",
+    ]
+    for label, m in rows.items():
+        cells = [
+            f"{m.psnr_outside:.2f}",
+            f"{m.ssim_outside:.3f}",
+            f"{m.edit_success:.0%}",
+            f"{m.hue_distance:.1f}",
+            f"{m.hue_spread:.1f}",
+            "n/a" if m.relevance_iou is None else f"{m.relevance_iou:.2f}",
+        ]
+        cells += [f"{clip[label][name]:.3f}" for name in clip_columns] if clip else []
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def metrics_json(rows: dict[str, SceneMetrics]) -> dict[str, dict[str, float | None]]:
+    def finite(value):
+        return None if isinstance(value, float) and not math.isfinite(value) else value
+
+    return {label: {k: finite(v) for k, v in asdict(m).items()} for label, m in rows.items()}

@@ -1,0 +1,199 @@
+"""The whole system end to end: toy scene -> nerfacto -> relevance-edit and the unmasked baseline -> report.
+
+python scripts/demo.py                                   # embedded toy scene and editor (`make demo`)
+python scripts/demo.py --text "make the blue ball green" --out outputs/demo-ball
+python scripts/demo.py --scene my-toy-scene --editor path/to/ip2p-checkpoint --preset full
+
+Stages, each a command a user can also run alone: render the scene
+(scripts/make_toy_scene.py), train nerfacto, run ``ns-train relevance-edit`` from it, run
+the same edit with the relevance mask disabled (threshold 0: Instruct-NeRF2NeRF's
+behaviour), then scripts/evaluate_scene.py renders the held-out views of all three and
+writes the report (image strips, orbit GIF, metrics.md / metrics.json). ``--preset auto``
+picks the full presets on CUDA and the CPU-sized ones otherwise.
+
+Interrupted? Run the same command again: finished stages are skipped and a stage cut
+short continues from its last checkpoint. A folder holds one demo: other settings need
+another ``--out``.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import torch
+import tyro
+from rich.console import Console
+
+from editaction import TOY_EDITOR, EditorLoadError, check_editor_source
+from editaction.atomic import write_text_atomic
+from editaction.toyworld import SceneSpec, write_scene
+
+SCRIPTS = Path(__file__).resolve().parent
+NS_TRAIN = str(Path(sys.executable).parent / "ns-train")
+RUN_NAME = "run"
+CONSOLE = Console()
+
+
+@dataclass(frozen=True)
+class Preset:
+    nerfacto: str
+    edit: str
+    nerfacto_iterations: int
+    edit_iterations: int
+
+
+PRESETS = {
+    # CPU: nerfacto-tiny converges on the 64 px toy scene in about 1,500 steps; 300 edit steps as relevance-edit-tiny.
+    "tiny": Preset("nerfacto-tiny", "relevance-edit-tiny", 1500, 300),
+    # GPU: nerfacto's and relevance-edit's published sizes; 4,000 edit steps as Watch Your Steps.
+    "full": Preset("nerfacto-offline", "relevance-edit", 5000, 4000),
+}
+
+
+@dataclass
+class DemoArgs:
+    out: Path = Path("outputs/demo")
+    scene: Path | None = None
+    """A toy scene (scripts/make_toy_scene.py); default: the embedded one, rendered into OUT/scene."""
+    text: str = "make the red cube blue"
+    editor: str = TOY_EDITOR
+    """InstructPix2Pix-family checkpoint (directory or hub id); default: the embedded toy editor."""
+    preset: Literal["auto", "tiny", "full"] = "auto"
+    """auto: full on CUDA, tiny otherwise."""
+    nerfacto_iterations: int | None = None
+    """Default: the preset's."""
+    edit_iterations: int | None = None
+    """Default: the preset's."""
+    seed: int = 0
+    clip: str = "openai/clip-vit-large-patch14"
+    """CLIP checkpoint for the CLIP metrics when it is available locally; 'none' skips them."""
+
+
+class DemoError(RuntimeError):
+    pass
+
+
+def _latest_step(run: Path) -> int | None:
+    steps = [int(path.stem.split("-")[1]) for path in (run / "nerfstudio_models").glob("step-*.ckpt")]
+    return max(steps) if steps else None
+
+
+def _train(label: str, method: str, run: Path, final_step: int, start: Path | None, extra: list[str], data: Path):
+    """Run ``ns-train`` until ``run`` holds the checkpoint of ``final_step``; continue a run cut short."""
+    latest = _latest_step(run)
+    if latest == final_step:
+        CONSOLE.print(f"[green]{label}: done earlier ({run}), skipped")
+        return
+    if latest is not None and latest > final_step:
+        raise DemoError(f"{run} is already past step {final_step}: it is another run; use another --out")
+    if latest is not None:
+        CONSOLE.print(f"{label}: continuing from step {latest}")
+        start = run / "nerfstudio_models"
+    first = 0 if start is None else _latest_step(start.parent) + 1
+    command = [
+        NS_TRAIN, method, "--vis", "tensorboard", "--output-dir", str(run.parents[2]),
+        "--experiment-name", run.parents[1].name, "--timestamp", run.name,
+        "--max-num-iterations", str(final_step + 1 - first), *extra,
+    ]  # fmt: skip
+    if start is not None:
+        command += ["--load-dir", str(start)]
+    command += ["nerfstudio-data", "--data", str(data)]
+    returncode = subprocess.run(command).returncode
+    reached = _latest_step(run)
+    if returncode != 0 or reached != final_step:  # ns-train exits 0 when interrupted
+        where = "no checkpoint" if reached is None else f"step {reached} of {final_step}"
+        raise DemoError(f"{label} stopped ({where}; ns-train {method}); run the demo again to continue it")
+
+
+def _check_folder(out: Path, settings: dict) -> None:
+    record = out / "demo.json"
+    if record.is_file():
+        earlier = json.loads(record.read_text())
+        if earlier != settings:
+            changed = ", ".join(f"{k}: {earlier.get(k)!r} -> {v!r}" for k, v in settings.items() if earlier.get(k) != v)
+            raise DemoError(f"{out} holds a demo with other settings ({changed}); choose another --out")
+    write_text_atomic(record, json.dumps(settings, indent=2) + "\n")
+
+
+def run_demo(args: DemoArgs) -> Path:
+    if not args.text.strip():
+        raise DemoError('the instruction is empty: pass --text "make the red cube blue"')
+    cuda = torch.cuda.is_available()
+    preset_name = ("full" if cuda else "tiny") if args.preset == "auto" else args.preset
+    preset = PRESETS[preset_name]
+    nerfacto_iterations = args.nerfacto_iterations or preset.nerfacto_iterations
+    edit_iterations = args.edit_iterations or preset.edit_iterations
+    device = "cuda" if cuda else "cpu"
+    if preset_name == "full" and not cuda:
+        CONSOLE.print("[yellow]the full preset without CUDA: expect hours")
+    if args.scene is not None and not (args.scene / "transforms.json").is_file():
+        raise DemoError(f"no scene at {args.scene}: transforms.json is missing (scripts/make_toy_scene.py makes one)")
+    check_editor_source(args.editor)  # before the first training stage, not after it
+    scene = (args.scene or args.out / "scene").resolve()
+    out = args.out.resolve()
+    settings = {
+        "scene": str(scene),
+        "text": args.text,
+        "editor": args.editor,
+        "preset": preset_name,
+        "nerfacto_iterations": nerfacto_iterations,
+        "edit_iterations": edit_iterations,
+        "seed": args.seed,
+        "device": device,
+    }
+    _check_folder(out, settings)
+    CONSOLE.print(f"demo: {args.text!r}, preset {preset_name} on {device}, into {out}")
+    started = time.perf_counter()
+
+    CONSOLE.rule("1/5 scene")
+    if not (scene / "transforms.json").is_file():
+        write_scene(scene, SceneSpec())
+    CONSOLE.print(f"scene: {scene}")
+
+    nerfacto = out / "nerfacto" / preset.nerfacto / RUN_NAME
+    CONSOLE.rule(f"2/5 {preset.nerfacto}: {nerfacto_iterations} iterations")
+    _train("nerfacto", preset.nerfacto, nerfacto, nerfacto_iterations - 1, None, [], scene)
+
+    edit_args = ["--text", args.text, "--pipeline.editor", args.editor, "--pipeline.seed", str(args.seed)]
+    runs = {}
+    for number, (label, extra) in enumerate(
+        [("relevance-edit", []), ("baseline", ["--pipeline.edit.threshold", "0"])], start=3
+    ):
+        runs[label] = out / label / preset.edit / RUN_NAME
+        CONSOLE.rule(f"{number}/5 {label}: {preset.edit}, {edit_iterations} iterations")
+        final = nerfacto_iterations - 1 + edit_iterations
+        _train(label, preset.edit, runs[label], final, nerfacto / "nerfstudio_models", edit_args + extra, scene)
+
+    CONSOLE.rule("5/5 evaluation on the held-out views")
+    report = out / "report"
+    evaluate = [
+        sys.executable, str(SCRIPTS / "evaluate_scene.py"), "--scene", str(scene),
+        "--edit-run", str(runs["relevance-edit"]), "--baseline-run", str(runs["baseline"]),
+        "--before-run", str(nerfacto), "--out", str(report), "--clip", args.clip,
+    ]  # fmt: skip
+    if subprocess.run(evaluate).returncode != 0:
+        raise DemoError("the evaluation failed")
+    minutes = (time.perf_counter() - started) / 60
+    CONSOLE.print(f"[bold green]demo finished in {minutes:.1f} min[/]: {report}/metrics.md, strips/, orbit.gif")
+    CONSOLE.print(f"inspect the edit: ns-viewer --load-config {runs['relevance-edit']}/config.yml")
+    return report
+
+
+def main() -> None:
+    args = tyro.cli(DemoArgs, description=__doc__)
+    try:
+        run_demo(args)
+    except (DemoError, EditorLoadError, ValueError) as error:
+        sys.exit(f"error: {error}")
+    except KeyboardInterrupt:
+        sys.exit("interrupted: run the same command again to continue")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,169 @@
+"""Evaluate a relevance-edit run against the unmasked baseline on the held-out views of a toy scene.
+
+python scripts/evaluate_scene.py --scene outputs/demo/scene \
+    --edit-run outputs/demo/relevance-edit/relevance-edit-tiny/run \
+    --baseline-run outputs/demo/baseline/relevance-edit-tiny/run \
+    --before-run outputs/demo/nerfacto/nerfacto-tiny/run --out outputs/demo/report
+
+The baseline is the same method, iterations, seed and editor with the relevance mask
+disabled (``--pipeline.edit.threshold 0``: Instruct-NeRF2NeRF's behaviour); ``--before-run``
+(the nerfacto run both started from) adds the unedited reconstruction as a reference row.
+Metrics (against the unedited photos and the named object's ground-truth mask): PSNR and
+SSIM outside the mask, edit success and hue distance to the requested colour, hue spread
+across views, IoU of the rendered edit mask; CLIP text-image and directional similarity
+when a CLIP checkpoint is available locally (``--clip``), else those columns are skipped.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import tyro
+from nerfstudio.utils.rich_utils import CONSOLE
+
+import relevance_nerf  # noqa: F401  (nerfstudio checkpoints under torch's weights_only loader)
+from editaction.clip_similarity import DEFAULT_CLIP, ClipSimilarity, ClipUnavailableError
+from relevance_nerf.errors import RelevanceEditError
+from relevance_nerf.evaluation import (
+    RenderedView,
+    SceneTruth,
+    load_scene_truth,
+    measure,
+    metrics_json,
+    metrics_table,
+    read_run_config,
+    render_held_out,
+    run_settings,
+)
+from relevance_nerf.report import write_report
+
+EDIT, BASELINE, BEFORE = "relevance-edit", "baseline (no mask)", "before edit"
+
+
+@dataclass
+class EvaluateSceneArgs:
+    scene: Path
+    """The toy scene the runs were trained on (transforms.json, scene.json, masks/)."""
+    edit_run: Path
+    """The relevance-edit run: its folder or its config.yml."""
+    out: Path
+    """Report folder (strips/, orbit.gif, metrics.md, metrics.json); replaced only by a report of the same runs."""
+    baseline_run: Path | None = None
+    """The same edit with the relevance mask disabled (threshold 0)."""
+    before_run: Path | None = None
+    """The unedited nerfacto run the edits started from (reference row)."""
+    clip: str = DEFAULT_CLIP
+    """CLIP checkpoint (directory or hub id, local cache only) for the CLIP metrics; 'none' skips them."""
+
+
+def _config_path(run: Path) -> Path:
+    return run / "config.yml" if run.is_dir() else run
+
+
+def _check_comparable(edit: Path, baseline: Path) -> None:
+    """The baseline must differ from the edit run only in its mask threshold."""
+    a, b = (dataclasses.asdict(run_settings(read_run_config(p))) for p in (edit, baseline))
+    differing = [k for k in a if k != "threshold" and a[k] != b[k]]
+    if differing:
+        raise RelevanceEditError(
+            "the runs are not comparable: " + ", ".join(f"{k} {a[k]!r} vs {b[k]!r}" for k in differing)
+        )
+    if b["threshold"] != 0:
+        CONSOLE.print(f"[yellow]note: the baseline's mask threshold is {b['threshold']}, not 0 (unmasked)")
+
+
+def _clip_scores(
+    name: str, truth: SceneTruth, renders: dict[str, dict[str, RenderedView]]
+) -> tuple[dict[str, dict[str, float]] | None, str]:
+    if name.lower() == "none":
+        return None, "CLIP metrics skipped (--clip none)"
+    try:
+        clip = ClipSimilarity.from_pretrained(name, device="cuda" if torch.cuda.is_available() else "cpu")
+    except ClipUnavailableError as error:
+        return None, f"CLIP metrics skipped: {error}"
+    edit = truth.edit
+    source, target = f"a {edit.colour} {edit.shape}", f"a {edit.target_colour} {edit.shape}"
+    photos = torch.stack([view.photo for view in truth.views])
+    scores = {}
+    for label, run in renders.items():
+        images = torch.stack([run[view.name].rgb for view in truth.views])
+        scores[label] = {
+            "CLIP text-image": clip.text_image(images, target),
+            "CLIP directional": clip.directional(photos, images, source, target),
+        }
+    return scores, f"CLIP metrics with {name}; captions {source!r} -> {target!r}"
+
+
+def evaluate(args: EvaluateSceneArgs) -> Path:
+    runs = {EDIT: _config_path(args.edit_run)}
+    if args.baseline_run is not None:
+        runs[BASELINE] = _config_path(args.baseline_run)
+        _check_comparable(runs[EDIT], runs[BASELINE])
+    if args.before_run is not None:
+        runs[BEFORE] = _config_path(args.before_run)
+    settings = {label: run_settings(read_run_config(path)) for label, path in runs.items()}
+    text = settings[EDIT].text or ""
+    truth = load_scene_truth(args.scene, text)
+
+    previous = args.out / "metrics.json"
+    recorded = {label: str(path.resolve()) for label, path in runs.items()}
+    if previous.is_file() and json.loads(previous.read_text()).get("runs") != recorded:
+        raise RelevanceEditError(f"{args.out} holds the report of other runs; choose another --out")
+
+    renders = {}
+    for label, path in runs.items():
+        CONSOLE.rule(f"rendering {len(truth.views)} held-out views: {label}")
+        renders[label] = render_held_out(path, args.scene)
+    rows = {label: measure(truth, renders[label]) for label in renders}
+    clip, clip_note = _clip_scores(args.clip, truth, renders)
+
+    table = metrics_table(rows, clip)
+    markdown = "\n".join(
+        [
+            f"# {text!r} on {truth.directory.name}: {len(truth.views)} held-out views",
+            "",
+            table,
+            "",
+            f"Against the unedited photos and the ground-truth mask of the {truth.object_name}. "
+            "PSNR/SSIM outside the mask: preservation (higher is better). Edit success: views whose object hue is "
+            "nearer the requested colour than the original. Hue to target and hue spread across views: lower is "
+            "better. IoU: rendered edit mask versus the object mask.",
+            "",
+            clip_note + ".",
+            "",
+            "Runs: " + "; ".join(f"{label}: {dataclasses.asdict(s)}" for label, s in settings.items()),
+        ]
+    )
+    summary = {
+        "instruction": text,
+        "scene": str(truth.directory.resolve()),
+        "object": truth.object_name,
+        "runs": recorded,
+        "settings": {label: dataclasses.asdict(s) for label, s in settings.items()},
+        "metrics": metrics_json(rows),
+        "clip": clip,
+        "clip_note": clip_note,
+    }
+    gif_runs = tuple(label for label in (EDIT, BASELINE) if label in renders)
+    write_report(args.out, truth, renders, markdown, summary, gif_runs)
+    CONSOLE.print(table)
+    CONSOLE.print(clip_note)
+    CONSOLE.print(f"report: {args.out}")
+    return args.out
+
+
+def main() -> None:
+    args = tyro.cli(EvaluateSceneArgs, description=__doc__)
+    try:
+        evaluate(args)
+    except RelevanceEditError as error:
+        sys.exit(f"error: {error}")
+
+
+if __name__ == "__main__":
+    main()
