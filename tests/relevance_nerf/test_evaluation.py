@@ -1,0 +1,105 @@
+"""The 3D evaluation: ground truth of a toy scene, metrics on known renders, the report, clear errors."""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from editaction.toyworld import SceneSpec, write_scene
+from editaction.toyworld.scene import camera_poses, render_view
+from relevance_nerf.errors import RelevanceEditError
+from relevance_nerf.evaluation import RenderedView, load_scene_truth, measure, metrics_json, metrics_table
+from relevance_nerf.report import write_report
+
+TEXT = "make the red cube blue"
+SPEC = SceneSpec(views=12, size=32)
+
+
+@pytest.fixture(scope="module")
+def scene(tmp_path_factory) -> Path:
+    return write_scene(tmp_path_factory.mktemp("eval") / "scene", SPEC).parent
+
+
+def _tensor(image: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(image).permute(2, 0, 1).float() / 255
+
+
+def _renders(truth, spec: SceneSpec, with_mask: bool) -> dict[str, RenderedView]:
+    """Exact renders of ``spec`` from the held-out cameras (the scene's every 3rd camera)."""
+    poses = camera_poses(spec)
+    renders = {}
+    for view in truth.views:
+        rgb, _ = render_view(spec, poses[int(view.name[6:11])])
+        mask = view.object_mask if with_mask else None
+        renders[view.name] = RenderedView(_tensor(rgb), None if mask is None else mask.float(), mask)
+    return renders
+
+
+def test_ground_truth_is_the_held_out_views_and_the_named_object(scene):
+    truth = load_scene_truth(scene, TEXT)
+    assert [view.name for view in truth.views] == [f"frame_{i:05d}.png" for i in range(0, 12, 3)]
+    assert truth.object_name == "red_cube" and truth.edit.target_colour == "blue"
+    assert all(view.object_mask.any() for view in truth.views)
+
+
+def test_a_perfect_edit_scores_perfectly_and_no_edit_fails(scene):
+    truth = load_scene_truth(scene, TEXT)
+    edited_objects = tuple(replace(o, colour="blue") if o.name == "red_cube" else o for o in SPEC.objects)
+    perfect = measure(truth, _renders(truth, replace(SPEC, objects=edited_objects), with_mask=True))
+    assert perfect.edit_success == 1.0 and perfect.relevance_iou == 1.0
+    assert perfect.psnr_outside >= 60 and perfect.ssim_outside > 0.9  # the floor and other objects are untouched
+    assert perfect.hue_distance < 10.0 and perfect.hue_spread < 5.0  # edge pixels mix in the floor
+
+    unedited = measure(truth, _renders(truth, SPEC, with_mask=False))
+    assert unedited.edit_success == 0.0 and unedited.relevance_iou is None
+    assert unedited.hue_distance > 60.0  # red is far from blue
+
+    table = metrics_table({"perfect": perfect, "unedited": unedited})
+    assert "| perfect | " in table and "n/a" in table.splitlines()[-1]
+    assert json.loads(json.dumps(metrics_json({"perfect": perfect})))["perfect"]["edit_success"] == 1.0
+
+
+def test_an_edit_that_spills_outside_the_object_loses_preservation(scene):
+    truth = load_scene_truth(scene, TEXT)
+    renders = _renders(truth, SPEC, with_mask=False)
+    spilled = {
+        name: replace(r, rgb=r.rgb * torch.tensor([0.3, 0.5, 1.0])[:, None, None]) for name, r in renders.items()
+    }
+    assert measure(truth, spilled).psnr_outside < measure(truth, renders).psnr_outside - 10
+
+
+def test_clear_errors_for_scenes_instructions_and_runs(scene, tmp_path):
+    with pytest.raises(RelevanceEditError, match="no scene at"):
+        load_scene_truth(tmp_path / "missing", TEXT)
+    with pytest.raises(RelevanceEditError, match="recolour instructions"):
+        load_scene_truth(scene, "turn it into a painting")
+    with pytest.raises(RelevanceEditError, match="has no yellow ball"):
+        load_scene_truth(scene, "make the yellow ball red")
+    truth = load_scene_truth(scene, TEXT)
+    with pytest.raises(RelevanceEditError, match="no render of held-out views"):
+        measure(truth, {})
+
+
+def test_report_holds_strips_gif_and_tables(scene, tmp_path):
+    truth = load_scene_truth(scene, TEXT)
+    renders = {"relevance-edit": _renders(truth, SPEC, with_mask=True), "baseline": _renders(truth, SPEC, False)}
+    rows = {label: measure(truth, r) for label, r in renders.items()}
+    out = write_report(tmp_path / "report", truth, renders, metrics_table(rows), {"metrics": metrics_json(rows)},
+                       gif_runs=("relevance-edit", "baseline"))  # fmt: skip
+    strips = sorted((out / "strips").glob("*.png"))
+    assert [p.name for p in strips] == [v.name for v in truth.views]
+    from PIL import Image
+
+    strip = Image.open(strips[0])
+    # photo, relevance-edit, its relevance, baseline, object mask: five 64 px tiles with labels above
+    assert strip.height == 2 * 32 + 14 and strip.width == 5 * 64 + 4 * 4
+    gif = Image.open(out / "orbit.gif")
+    assert gif.n_frames == len(truth.views)
+    assert "| relevance-edit |" in (out / "metrics.md").read_text()
+    assert not math.isnan(json.loads((out / "metrics.json").read_text())["metrics"]["baseline"]["psnr_outside"])
