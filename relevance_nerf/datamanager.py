@@ -37,10 +37,14 @@ class RelevanceEditDataManager(VanillaDataManager):
 
     def setup_train(self) -> None:
         super().setup_train()
-        self.image_batch: dict[str, Tensor] = next(self.iter_train_image_dataloader)
-        images = self.image_batch["image"]
+        batch: dict[str, Tensor] = next(self.iter_train_image_dataloader)
+        images = batch["image"]
         if not isinstance(images, Tensor):
             raise RelevanceEditError("relevance-edit needs training images of one size; this data set mixes sizes")
+        # nerfstudio's cache loader shuffles the views; put view i at position i, as its camera is in the dataset.
+        order = torch.argsort(batch["image_idx"])
+        self.image_batch = {key: value[order] if isinstance(value, Tensor) else value for key, value in batch.items()}
+        images = self.image_batch["image"]
         if images.shape[-1] != 3:
             raise RelevanceEditError(
                 f"relevance-edit needs RGB training images; {self.config.data} has {images.shape[-1]} channels"

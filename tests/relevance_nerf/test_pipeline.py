@@ -55,6 +55,16 @@ def test_threshold_zero_edits_the_whole_view_as_instruct_nerf2nerf(toy_scene, ti
     assert bool(pipeline.edit_view(0).all())
 
 
+def test_view_i_of_the_buffers_is_the_image_of_camera_i(pipeline):
+    """Edits render camera i and write buffer i: both must be dataset view i (nerfstudio's loader shuffles)."""
+    datamanager = pipeline.datamanager
+    for index in range(datamanager.num_views):
+        assert torch.equal(datamanager.original_image(index), datamanager.train_dataset[index]["image"])
+    _, batch = datamanager.next_train(0)
+    position, y, x = batch["indices"].T  # a ray's camera index, row, column
+    assert torch.equal(batch["image"], datamanager.image_batch["image"][position, y, x])
+
+
 def test_relevance_targets_enter_the_ray_batches_in_0_1(pipeline):
     _, batch = pipeline.datamanager.next_train(0)
     assert batch[RELEVANCE].shape == (batch["image"].shape[0], 1)
