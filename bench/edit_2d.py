@@ -4,7 +4,8 @@
     python bench/edit_2d.py --arch sd15 --size 256 --steps 10   # Stable Diffusion 1.5 sizes, random weights
 
 Weights are random (speed and memory do not depend on their values). Each variant runs
-``repeats`` times after one warm-up; the table gives the median and the ratio to diffusers.
+``repeats`` times after one warm-up; the table gives the median and the ratio to diffusers,
+then the extra memory one run needs at its peak (bench/peak_memory.py) and its ratio.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import Literal
 
 import torch
 import tyro
+from peak_memory import peak_memory_mib  # bench/peak_memory.py (scripts run from bench/)
 
 from editaction import EditConfig, Editor
 from editaction.tiny import SD15_ARCHITECTURE, IP2PArchitecture, build_pipeline
@@ -31,12 +33,10 @@ class BenchArgs:
     device: str | None = None
 
 
-def timed(run: Callable[[], object], repeats: int, device: torch.device) -> tuple[float, float]:
-    """Median seconds and peak CUDA memory (GiB; 0 on CPU) over ``repeats`` runs after a warm-up."""
+def timed(run: Callable[[], object], repeats: int, device: torch.device) -> float:
+    """Median seconds over ``repeats`` runs after a warm-up."""
     run()
     seconds = []
-    if device.type == "cuda":
-        torch.cuda.reset_peak_memory_stats()
     for _ in range(repeats):
         if device.type == "cuda":
             torch.cuda.synchronize()
@@ -45,8 +45,7 @@ def timed(run: Callable[[], object], repeats: int, device: torch.device) -> tupl
         if device.type == "cuda":
             torch.cuda.synchronize()
         seconds.append(time.perf_counter() - start)
-    peak = torch.cuda.max_memory_allocated() / 2**30 if device.type == "cuda" else 0.0
-    return statistics.median(seconds), peak
+    return statistics.median(seconds)
 
 
 def main() -> None:
@@ -85,12 +84,13 @@ def main() -> None:
         ),
     }
     print(f"device {device} ({dtype}), arch {args.arch}, {args.size} px, {args.steps} steps, median of {args.repeats}")
-    print("| variant | seconds | x diffusers | peak GiB |\n|---|---|---|---|")
-    baseline = None
+    print("| variant | seconds | x diffusers | peak extra MiB | x diffusers |\n|---|---|---|---|---|")
+    baseline = baseline_memory = None
     for name, run in variants.items():
-        seconds, peak = timed(run, args.repeats, device)
-        baseline = baseline or seconds
-        print(f"| {name} | {seconds:.3f} | {seconds / baseline:.3f} | {peak:.2f} |")
+        seconds = timed(run, args.repeats, device)
+        memory = peak_memory_mib(run, device)
+        baseline, baseline_memory = baseline or seconds, baseline_memory or memory
+        print(f"| {name} | {seconds:.3f} | {seconds / baseline:.3f} | {memory:.1f} | {memory / baseline_memory:.2f} |")
 
 
 if __name__ == "__main__":

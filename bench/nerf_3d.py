@@ -24,6 +24,7 @@ import torch
 import tyro
 from nerfstudio.engine.callbacks import TrainingCallbackLocation
 from nerfstudio.engine.trainer import Trainer
+from peak_memory import peak_memory_mib  # bench/peak_memory.py (scripts run from bench/)
 
 from editaction.tiny import SD15_ARCHITECTURE, IP2PArchitecture, build_pipeline, save_pipeline
 from editaction.toyworld import SceneSpec, write_scene
@@ -116,8 +117,6 @@ def main() -> None:
             _iteration(base, step)
             _iteration(edit, step)
 
-        if device == "cuda":
-            torch.cuda.reset_peak_memory_stats()
         times: dict[str, list[float]] = {"nerfacto": [], "relevance-edit": [], "relevance-edit + edit": []}
         step = 3
         for _ in range(args.blocks):
@@ -127,41 +126,36 @@ def main() -> None:
             for _ in range(args.iterations):
                 times["relevance-edit"].append(_timed(lambda s=step: _iteration(edit, s), device))
                 step += 1
-        base_peak = edit_peak = 0.0
-        if device == "cuda":  # peaks measured separately: one method at a time after a reset
-            torch.cuda.reset_peak_memory_stats()
-            _iteration(base, step)
-            base_peak = torch.cuda.max_memory_allocated() / 2**30
-            torch.cuda.reset_peak_memory_stats()
-            _iteration(edit, step)
-            edit_peak = torch.cuda.max_memory_allocated() / 2**30
+        peaks = {  # extra memory one iteration needs at its peak, one method at a time
+            "nerfacto": peak_memory_mib(lambda s=step: _iteration(base, s), device),
+            "relevance-edit": peak_memory_mib(lambda s=step + 1: _iteration(edit, s), device),
+        }
+        step += 2
         for _ in range(args.edits):
 
             def edit_iteration(s=step):
                 pipeline.edit_view(pipeline.next_view())
                 _iteration(edit, s)
 
-            if device == "cuda":
-                torch.cuda.reset_peak_memory_stats()
             times["relevance-edit + edit"].append(_timed(edit_iteration, device))
-            if device == "cuda":
-                edit_peak = max(edit_peak, torch.cuda.max_memory_allocated() / 2**30)
             step += 1
+        peaks["relevance-edit + edit"] = peak_memory_mib(lambda s=step: edit_iteration(s), device)
 
     medians = {name: statistics.median(values) for name, values in times.items()}
     rays = edit_config.pipeline.datamanager.train_num_rays_per_batch
     print(f"\npreset {args.preset}, editor {args.editor_arch}, {rays} rays/iteration, device {device}")
     print(f"2D relevance of all {pipeline.datamanager.num_views} training views (once): {relevance_seconds:.2f} s")
-    print("| iteration | median s | x nerfacto | peak GPU GiB |")
-    print("|---|---|---|---|")
-    peaks = {"nerfacto": base_peak, "relevance-edit": edit_peak, "relevance-edit + edit": edit_peak}
+    print("| iteration | median s | x nerfacto | peak extra MiB | x nerfacto |")
+    print("|---|---|---|---|---|")
     for name, value in medians.items():
-        peak = f"{peaks[name]:.2f}" if device == "cuda" else "n/a (CPU)"
-        print(f"| {name} | {value:.4f} | {value / medians['nerfacto']:.3f} | {peak} |")
+        print(
+            f"| {name} | {value:.4f} | {value / medians['nerfacto']:.3f} "
+            f"| {peaks[name]:.1f} | {peaks[name] / peaks['nerfacto']:.2f} |"
+        )
     amortised = medians["relevance-edit"] + (medians["relevance-edit + edit"] - medians["relevance-edit"]) / 10
     print(
         f"| relevance-edit, one edit per 10 iterations (amortised) | {amortised:.4f} "
-        f"| {amortised / medians['nerfacto']:.3f} | |"
+        f"| {amortised / medians['nerfacto']:.3f} | | |"
     )
 
 

@@ -1,0 +1,50 @@
+"""Peak memory of a piece of work: CUDA's allocator peak on a GPU, sampled resident memory on a CPU.
+
+On a CPU the figure is the highest resident set size seen while the work ran (sampled
+every millisecond by a thread) minus the resident size just before it: the extra memory
+the work needed at its peak, comparable between variants measured in one process.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+
+import psutil
+import torch
+
+MIB = 2**20
+
+
+def _cpu_peak(work: Callable[[], object], interval: float = 0.001) -> float:
+    process = psutil.Process()
+    before = process.memory_info().rss
+    peak = before
+    done = threading.Event()
+
+    def sample() -> None:
+        nonlocal peak
+        while not done.is_set():
+            peak = max(peak, process.memory_info().rss)
+            done.wait(interval)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    try:
+        work()
+    finally:
+        done.set()
+        sampler.join()
+    return max(peak, process.memory_info().rss) - before
+
+
+def peak_memory_mib(work: Callable[[], object], device: torch.device | str) -> float:
+    """Extra memory (MiB) ``work`` needed at its peak on ``device``."""
+    if torch.device(device).type == "cuda":
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+        before = torch.cuda.memory_allocated()
+        work()
+        torch.cuda.synchronize()
+        return (torch.cuda.max_memory_allocated() - before) / MIB
+    return _cpu_peak(work) / MIB
