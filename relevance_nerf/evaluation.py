@@ -174,23 +174,33 @@ class SceneMetrics:
     relevance_iou: float | None
     """Rendered edit mask versus the object's mask; None for runs without a relevance field."""
     views: int
+    psnr_outside_vs_before: float | None = None
+    """dB, outside the object's mask, against the render before the edit: the change the edit made there."""
+    ssim_outside_vs_before: float | None = None
 
 
-def measure(truth: SceneTruth, renders: dict[str, RenderedView]) -> SceneMetrics:
-    missing = [view.name for view in truth.views if view.name not in renders]
-    if missing:
-        raise RelevanceEditError(
-            f"the run has no render of held-out views {missing[:3]}: was it trained on this scene?"
-        )
+def measure(
+    truth: SceneTruth, renders: dict[str, RenderedView], before: dict[str, RenderedView] | None = None
+) -> SceneMetrics:
+    """Metrics of one run's held-out renders; ``before`` (the renders before the edit) adds the ``_vs_before`` pair."""
+    for run in (renders, before or renders):
+        missing = [view.name for view in truth.views if view.name not in run]
+        if missing:
+            raise RelevanceEditError(f"a run has no render of held-out views {missing[:3]}: trained on this scene?")
     outside_psnr, outside_ssim, successes, distances, chromas, overlaps = [], [], [], [], [], []
+    kept_psnr, kept_ssim = [], []
     for view in truth.views:
         render = renders[view.name]
         if render.rgb.shape != view.photo.shape:
             raise RelevanceEditError(
                 f"render of {view.name} is {tuple(render.rgb.shape)}, the photo {tuple(view.photo.shape)}"
             )
-        outside_psnr.append(min(psnr(render.rgb, view.photo, ~view.object_mask), 100.0))
-        outside_ssim.append(ssim(render.rgb, view.photo, ~view.object_mask))
+        outside = ~view.object_mask
+        outside_psnr.append(min(psnr(render.rgb, view.photo, outside), 100.0))
+        outside_ssim.append(ssim(render.rgb, view.photo, outside))
+        if before is not None:
+            kept_psnr.append(min(psnr(render.rgb, before[view.name].rgb, outside), 100.0))
+            kept_ssim.append(ssim(render.rgb, before[view.name].rgb, outside))
         if view.object_mask.sum() < MIN_OBJECT_PIXELS:
             continue
         successes.append(recolour_succeeded(render.rgb, view.object_mask, truth.edit.colour, truth.edit.target_colour))
@@ -210,25 +220,35 @@ def measure(truth: SceneTruth, renders: dict[str, RenderedView]) -> SceneMetrics
         hue_spread=chroma_spread(torch.stack(chromas)),
         relevance_iou=statistics.fmean(overlaps) if overlaps else None,
         views=len(truth.views),
+        psnr_outside_vs_before=statistics.fmean(kept_psnr) if kept_psnr else None,
+        ssim_outside_vs_before=statistics.fmean(kept_ssim) if kept_ssim else None,
     )
 
 
 def metrics_table(rows: dict[str, SceneMetrics], clip: dict[str, dict[str, float]] | None = None) -> str:
-    """A markdown table, one row per run; CLIP columns only when measured."""
-    columns = ["PSNR outside (dB)", "SSIM outside", "edit success", "hue to target (deg)", "hue spread (deg)", "IoU"]
+    """A markdown table, one row per run; the before-edit and CLIP columns only when measured."""
+    with_before = any(m.psnr_outside_vs_before is not None for m in rows.values())
+    columns = ["PSNR outside (dB)", "SSIM outside"]
+    columns += ["PSNR outside vs before (dB)", "SSIM outside vs before"] if with_before else []
+    columns += ["edit success", "hue to target (deg)", "hue spread (deg)", "IoU"]
     clip_columns = sorted(next(iter(clip.values()))) if clip else []
     lines = [
         "| run | " + " | ".join(columns + clip_columns) + " |",
         "|---" * (1 + len(columns) + len(clip_columns)) + "|",
     ]
+
+    def number(value: float | None, spec: str) -> str:
+        return "n/a" if value is None else format(value, spec)
+
     for label, m in rows.items():
-        cells = [
-            f"{m.psnr_outside:.2f}",
-            f"{m.ssim_outside:.3f}",
+        cells = [f"{m.psnr_outside:.2f}", f"{m.ssim_outside:.3f}"]
+        if with_before:
+            cells += [number(m.psnr_outside_vs_before, ".2f"), number(m.ssim_outside_vs_before, ".3f")]
+        cells += [
             f"{m.edit_success:.0%}",
             f"{m.hue_distance:.1f}",
             f"{m.hue_spread:.1f}",
-            "n/a" if m.relevance_iou is None else f"{m.relevance_iou:.2f}",
+            number(m.relevance_iou, ".2f"),
         ]
         cells += [f"{clip[label][name]:.3f}" for name in clip_columns] if clip else []
         lines.append(f"| {label} | " + " | ".join(cells) + " |")

@@ -119,7 +119,8 @@ def evaluate(args: EvaluateSceneArgs) -> Path:
     for label, path in runs.items():
         CONSOLE.rule(f"rendering {len(truth.views)} held-out views: {label}")
         renders[label] = render_held_out(path, args.scene)
-    rows = {label: measure(truth, renders[label]) for label in renders}
+    before = renders.get(BEFORE)
+    rows = {label: measure(truth, run, None if label == BEFORE else before) for label, run in renders.items()}
     clip, clip_note = _clip_scores(args.clip, truth, renders)
 
     table = metrics_table(rows, clip)
@@ -130,9 +131,10 @@ def evaluate(args: EvaluateSceneArgs) -> Path:
             table,
             "",
             f"Against the unedited photos and the ground-truth mask of the {truth.object_name}. "
-            "PSNR/SSIM outside the mask: preservation (higher is better). Edit success: views whose object hue is "
-            "nearer the requested colour than the original. Hue to target and hue spread across views: lower is "
-            "better. IoU: rendered edit mask versus the object mask.",
+            "PSNR/SSIM outside the mask: preservation (higher is better), against the photos and, 'vs before', "
+            "against the render before the edit (the change the edit made outside the object). "
+            "Edit success: views whose object hue is nearer the requested colour than the original. "
+            "Hue to target and hue spread across views: lower is better. IoU: rendered edit mask vs the object mask.",
             "",
             clip_note + ".",
             "",

@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
+from tqdm import tqdm
 
 from editaction.atomic import write_text_atomic
 from editaction.images import write_image
@@ -213,7 +214,7 @@ def write_scene(out: Path, spec: SceneSpec = SceneSpec()) -> Path:
         raise FileExistsError(f"{out} already holds a scene; choose another folder or delete it")
     out.mkdir(parents=True, exist_ok=True)
     frames, train, held_out = [], [], []
-    for index, c2w in enumerate(camera_poses(spec)):
+    for index, c2w in enumerate(tqdm(camera_poses(spec), desc="rendering the toy scene", unit="view")):
         name = f"frame_{index:05d}.png"
         rgb, masks = render_view(spec, c2w)
         write_image(out / "images" / name, rgb)
