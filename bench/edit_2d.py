@@ -4,8 +4,9 @@
     python bench/edit_2d.py --arch sd15 --size 256 --steps 10   # Stable Diffusion 1.5 sizes, random weights
 
 Weights are random (speed and memory do not depend on their values). Each variant runs
-``repeats`` times after one warm-up; the table gives the median and the ratio to diffusers,
-then the extra memory one run needs at its peak (bench/peak_memory.py) and its ratio.
+``repeats`` times after one warm-up, taking turns with the others; the table gives the median
+and the ratio to diffusers, then the extra memory one run needs at its peak
+(bench/peak_memory.py) and its ratio.
 """
 
 from __future__ import annotations
@@ -33,19 +34,21 @@ class BenchArgs:
     device: str | None = None
 
 
-def timed(run: Callable[[], object], repeats: int, device: torch.device) -> float:
-    """Median seconds over ``repeats`` runs after a warm-up."""
-    run()
-    seconds = []
-    for _ in range(repeats):
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        start = time.perf_counter()
+def interleaved_medians(variants: dict[str, Callable[[], object]], repeats: int, device: torch.device) -> dict:
+    """Median seconds per variant; the variants take turns, so drifting machine load hits all alike."""
+    for run in variants.values():  # warm-up
         run()
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        seconds.append(time.perf_counter() - start)
-    return statistics.median(seconds)
+    seconds: dict[str, list[float]] = {name: [] for name in variants}
+    for _ in range(repeats):
+        for name, run in variants.items():
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            start = time.perf_counter()
+            run()
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            seconds[name].append(time.perf_counter() - start)
+    return {name: statistics.median(values) for name, values in seconds.items()}
 
 
 def main() -> None:
@@ -84,13 +87,15 @@ def main() -> None:
         ),
     }
     print(f"device {device} ({dtype}), arch {args.arch}, {args.size} px, {args.steps} steps, median of {args.repeats}")
+    medians = interleaved_medians(variants, args.repeats, device)
+    memory = {name: peak_memory_mib(run, device) for name, run in variants.items()}
+    baseline = next(iter(variants))
     print("| variant | seconds | x diffusers | peak extra MiB | x diffusers |\n|---|---|---|---|---|")
-    baseline = baseline_memory = None
-    for name, run in variants.items():
-        seconds = timed(run, args.repeats, device)
-        memory = peak_memory_mib(run, device)
-        baseline, baseline_memory = baseline or seconds, baseline_memory or memory
-        print(f"| {name} | {seconds:.3f} | {seconds / baseline:.3f} | {memory:.1f} | {memory / baseline_memory:.2f} |")
+    for name in variants:
+        print(
+            f"| {name} | {medians[name]:.3f} | {medians[name] / medians[baseline]:.3f} "
+            f"| {memory[name]:.1f} | {memory[name] / memory[baseline]:.2f} |"
+        )
 
 
 if __name__ == "__main__":

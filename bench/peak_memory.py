@@ -2,11 +2,15 @@
 
 On a CPU the figure is the highest resident set size seen while the work ran (sampled
 every millisecond by a thread) minus the resident size just before it: the extra memory
-the work needed at its peak, comparable between variants measured in one process.
+the work needed at its peak, comparable between variants measured in one process. Freed
+heap memory is first handed back to the system (glibc's ``malloc_trim``), or an earlier
+run's freed blocks would be reused unseen.
 """
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import threading
 from collections.abc import Callable
 
@@ -16,7 +20,14 @@ import torch
 MIB = 2**20
 
 
+def _release_free_heap() -> None:
+    libc = ctypes.util.find_library("c")
+    if libc is not None and hasattr(ctypes.CDLL(libc), "malloc_trim"):
+        ctypes.CDLL(libc).malloc_trim(0)
+
+
 def _cpu_peak(work: Callable[[], object], interval: float = 0.001) -> float:
+    _release_free_heap()
     process = psutil.Process()
     before = process.memory_info().rss
     peak = before

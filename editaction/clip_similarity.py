@@ -35,7 +35,8 @@ class ClipSimilarity:
             tokenizer = CLIPTokenizer.from_pretrained(name_or_path, local_files_only=True)
             processor = CLIPImageProcessor.from_pretrained(name_or_path, local_files_only=True)
         except (OSError, ValueError) as error:
-            raise ClipUnavailableError(f"no local CLIP checkpoint {str(name_or_path)!r} ({error})") from error
+            reason = (str(error).strip().splitlines() or [type(error).__name__])[0]
+            raise ClipUnavailableError(f"no local CLIP checkpoint {str(name_or_path)!r} ({reason})") from error
         return cls(model.to(device), tokenizer, processor)
 
     @property
