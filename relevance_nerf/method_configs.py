@@ -77,22 +77,35 @@ def nerfacto_optimizers(max_steps: int, with_relevance: bool) -> dict:
     return groups
 
 
+def _full_trainer_settings() -> dict:
+    """nerfacto's published trainer settings, shared by the full-size presets."""
+    return dict(
+        steps_per_eval_batch=500,
+        mixed_precision=True,
+        viewer=ViewerConfig(num_rays_per_chunk=1 << 15, websocket_host=LOCAL_VIEWER_HOST),
+        vis="viewer",
+    )
+
+
+def _datamanager(config_class: type, rays: int) -> VanillaDataManagerConfig:
+    return config_class(
+        dataparser=NerfstudioDataParserConfig(), train_num_rays_per_batch=rays, eval_num_rays_per_batch=rays
+    )
+
+
+NERFACTO_RAYS = 4096
+
 relevance_edit = MethodSpecification(
     config=RelevanceEditTrainerConfig(
         method_name="relevance-edit",
-        steps_per_eval_batch=500,
         steps_per_save=250,
         max_num_iterations=4000,  # WYS: 4000 (IN2N: 15000)
-        mixed_precision=True,
         pipeline=RelevanceEditPipelineConfig(
-            datamanager=RelevanceEditDataManagerConfig(
-                dataparser=NerfstudioDataParserConfig(), train_num_rays_per_batch=4096, eval_num_rays_per_batch=4096
-            ),
+            datamanager=_datamanager(RelevanceEditDataManagerConfig, NERFACTO_RAYS),
             model=RelevanceNerfactoModelConfig(**NERFACTO_MODEL),
         ),
         optimizers=nerfacto_optimizers(200000, with_relevance=True),
-        viewer=ViewerConfig(num_rays_per_chunk=1 << 15, websocket_host=LOCAL_VIEWER_HOST),
-        vis="viewer",
+        **_full_trainer_settings(),
     ),
     description="Edit a trained nerfacto scene by a text instruction, only where the instruction applies.",
 )
@@ -110,19 +123,13 @@ def _tiny_trainer_settings() -> dict:
     )
 
 
-def _tiny_datamanager(config_class: type) -> VanillaDataManagerConfig:
-    return config_class(
-        dataparser=NerfstudioDataParserConfig(), train_num_rays_per_batch=TINY_RAYS, eval_num_rays_per_batch=TINY_RAYS
-    )
-
-
 relevance_edit_tiny = MethodSpecification(
     config=RelevanceEditTrainerConfig(
         method_name="relevance-edit-tiny",
         steps_per_save=50,
         max_num_iterations=300,
         pipeline=RelevanceEditPipelineConfig(
-            datamanager=_tiny_datamanager(RelevanceEditDataManagerConfig),
+            datamanager=_datamanager(RelevanceEditDataManagerConfig, TINY_RAYS),
             model=RelevanceNerfactoModelConfig(**TINY_MODEL),
             editor=TOY_EDITOR,
             relevance_warmup_steps=50,
@@ -140,7 +147,7 @@ nerfacto_tiny = MethodSpecification(
         steps_per_save=500,
         max_num_iterations=1500,
         pipeline=VanillaPipelineConfig(
-            datamanager=_tiny_datamanager(VanillaDataManagerConfig),
+            datamanager=_datamanager(VanillaDataManagerConfig, TINY_RAYS),
             model=OfflineNerfactoModelConfig(**TINY_MODEL),
         ),
         optimizers=nerfacto_optimizers(5000, with_relevance=False),
@@ -152,19 +159,14 @@ nerfacto_tiny = MethodSpecification(
 nerfacto_offline = MethodSpecification(
     config=TrainerConfig(
         method_name="nerfacto-offline",
-        steps_per_eval_batch=500,
         steps_per_save=2000,
         max_num_iterations=30000,  # nerfstudio's nerfacto
-        mixed_precision=True,
         pipeline=VanillaPipelineConfig(
-            datamanager=VanillaDataManagerConfig(
-                dataparser=NerfstudioDataParserConfig(), train_num_rays_per_batch=4096, eval_num_rays_per_batch=4096
-            ),
+            datamanager=_datamanager(VanillaDataManagerConfig, NERFACTO_RAYS),
             model=OfflineNerfactoModelConfig(**NERFACTO_MODEL),
         ),
         optimizers=nerfacto_optimizers(200000, with_relevance=False),
-        viewer=ViewerConfig(num_rays_per_chunk=1 << 15, websocket_host=LOCAL_VIEWER_HOST),
-        vis="viewer",
+        **_full_trainer_settings(),
     ),
     description="nerfacto's published settings that never download weights (LPIPS only when cached).",
 )
