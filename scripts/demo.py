@@ -19,6 +19,7 @@ another ``--out``.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -37,7 +38,10 @@ from editaction.toyworld import SceneSpec, write_scene
 SCRIPTS = Path(__file__).resolve().parent
 NS_TRAIN = str(Path(sys.executable).parent / "ns-train")
 RUN_NAME = "run"
+DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
 CONSOLE = Console()
+# nerfstudio 1.1.5 under torch 2.14 repeats these deprecation notes on every render; keep the progress readable.
+QUIET = {**os.environ, "PYTHONWARNINGS": "ignore:Using a non-tuple sequence:UserWarning,ignore::FutureWarning"}
 
 
 @dataclass(frozen=True)
@@ -99,12 +103,12 @@ def _train(label: str, method: str, run: Path, final_step: int, start: Path | No
     command = [
         NS_TRAIN, method, "--vis", "tensorboard", "--output-dir", str(run.parents[2]),
         "--experiment-name", run.parents[1].name, "--timestamp", run.name,
-        "--max-num-iterations", str(final_step + 1 - first), *extra,
+        "--max-num-iterations", str(final_step + 1 - first), "--machine.device-type", DEVICE, *extra,
     ]  # fmt: skip
     if start is not None:
         command += ["--load-dir", str(start)]
     command += ["nerfstudio-data", "--data", str(data)]
-    returncode = subprocess.run(command).returncode
+    returncode = subprocess.run(command, env=QUIET).returncode
     reached = _latest_step(run)
     if returncode != 0 or reached != final_step:  # ns-train exits 0 when interrupted
         where = "no checkpoint" if reached is None else f"step {reached} of {final_step}"
@@ -124,12 +128,11 @@ def _check_folder(out: Path, settings: dict) -> None:
 def run_demo(args: DemoArgs) -> Path:
     if not args.text.strip():
         raise DemoError('the instruction is empty: pass --text "make the red cube blue"')
-    cuda = torch.cuda.is_available()
+    cuda = DEVICE == "cuda"
     preset_name = ("full" if cuda else "tiny") if args.preset == "auto" else args.preset
     preset = PRESETS[preset_name]
     nerfacto_iterations = args.nerfacto_iterations or preset.nerfacto_iterations
     edit_iterations = args.edit_iterations or preset.edit_iterations
-    device = "cuda" if cuda else "cpu"
     if preset_name == "full" and not cuda:
         CONSOLE.print("[yellow]the full preset without CUDA: expect hours")
     if args.scene is not None and not (args.scene / "transforms.json").is_file():
@@ -145,10 +148,10 @@ def run_demo(args: DemoArgs) -> Path:
         "nerfacto_iterations": nerfacto_iterations,
         "edit_iterations": edit_iterations,
         "seed": args.seed,
-        "device": device,
+        "device": DEVICE,
     }
     _check_folder(out, settings)
-    CONSOLE.print(f"demo: {args.text!r}, preset {preset_name} on {device}, into {out}")
+    CONSOLE.print(f"demo: {args.text!r}, preset {preset_name} on {DEVICE}, into {out}")
     started = time.perf_counter()
 
     CONSOLE.rule("1/5 scene")
@@ -177,7 +180,7 @@ def run_demo(args: DemoArgs) -> Path:
         "--edit-run", str(runs["relevance-edit"]), "--baseline-run", str(runs["baseline"]),
         "--before-run", str(nerfacto), "--out", str(report), "--clip", args.clip,
     ]  # fmt: skip
-    if subprocess.run(evaluate).returncode != 0:
+    if subprocess.run(evaluate, env=QUIET).returncode != 0:
         raise DemoError("the evaluation failed")
     minutes = (time.perf_counter() - started) / 60
     CONSOLE.print(f"[bold green]demo finished in {minutes:.1f} min[/]: {report}/metrics.md, strips/, orbit.gif")
