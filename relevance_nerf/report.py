@@ -16,7 +16,7 @@ from PIL import Image, ImageDraw
 
 from editaction.atomic import atomic_directory
 from editaction.images import relevance_to_rgb, to_array, write_image
-from relevance_nerf.evaluation import RenderedView, SceneTruth
+from relevance_nerf.evaluation import HeldOutView, RenderedView, SceneTruth
 
 TILE_SCALE = 2
 """Upscaling of each tile (nearest neighbour): toy scenes are 64 px."""
@@ -38,7 +38,7 @@ def _strip(tiles: list[tuple[str, np.ndarray]], gap: int = 4) -> np.ndarray:
     return np.concatenate(parts, axis=1)
 
 
-def view_strip(truth_view, renders: dict[str, RenderedView]) -> np.ndarray:
+def view_strip(truth_view: HeldOutView, renders: dict[str, RenderedView]) -> np.ndarray:
     """Photo, then each run's render followed by its relevance when it has one."""
     tiles = [("photo", to_array(truth_view.photo))]
     for label, render in renders.items():

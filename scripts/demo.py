@@ -33,6 +33,7 @@ from rich.console import Console
 
 from editaction import TOY_EDITOR, EditorLoadError, check_editor_source
 from editaction.atomic import write_text_atomic
+from editaction.clip_similarity import DEFAULT_CLIP
 from editaction.toyworld import SceneSpec, write_scene
 
 SCRIPTS = Path(__file__).resolve().parent
@@ -75,7 +76,7 @@ class DemoArgs:
     edit_iterations: int | None = None
     """Default: the preset's."""
     seed: int = 0
-    clip: str = "openai/clip-vit-large-patch14"
+    clip: str = DEFAULT_CLIP
     """CLIP checkpoint for the CLIP metrics when it is available locally; 'none' skips them."""
 
 
