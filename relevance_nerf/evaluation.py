@@ -28,6 +28,7 @@ from torch import Tensor
 from editaction.images import ImageReadError, read_image
 from editaction.toyworld.metrics import chroma_distance, chroma_spread, iou, mean_chroma, psnr, recolour_succeeded, ssim
 from editaction.toyworld.pairs import Recolour, parse_recolour
+from relevance_nerf.checkpoints import latest_step
 from relevance_nerf.errors import RelevanceEditError
 from relevance_nerf.model import EDIT_MASK, RELEVANCE
 
@@ -142,7 +143,7 @@ def render_held_out(config_path: Path, scene: Path) -> dict[str, RenderedView]:
         return config
 
     read_run_config(config_path)
-    if not any((run_dir / "nerfstudio_models").glob("step-*.ckpt")):
+    if latest_step(run_dir / "nerfstudio_models") is None:
         raise RelevanceEditError(f"{run_dir} holds no checkpoint (nerfstudio_models/step-*.ckpt)")
     _, pipeline, _, _ = eval_setup(Path(config_path), test_mode="test", update_config_callback=locate)
     dataset = pipeline.datamanager.eval_dataset

@@ -35,6 +35,7 @@ from editaction import TOY_EDITOR, EditorLoadError, check_editor_source
 from editaction.atomic import write_text_atomic
 from editaction.clip_similarity import DEFAULT_CLIP
 from editaction.toyworld import SceneSpec, write_scene
+from relevance_nerf.checkpoints import latest_step
 
 SCRIPTS = Path(__file__).resolve().parent
 NS_TRAIN = str(Path(sys.executable).parent / "ns-train")
@@ -84,14 +85,10 @@ class DemoError(RuntimeError):
     pass
 
 
-def _latest_step(run: Path) -> int | None:
-    steps = [int(path.stem.split("-")[1]) for path in (run / "nerfstudio_models").glob("step-*.ckpt")]
-    return max(steps) if steps else None
-
-
 def _train(label: str, method: str, run: Path, final_step: int, start: Path | None, extra: list[str], data: Path):
     """Run ``ns-train`` until ``run`` holds the checkpoint of ``final_step``; continue a run cut short."""
-    latest = _latest_step(run)
+    models = run / "nerfstudio_models"
+    latest = latest_step(models)
     if latest == final_step:
         CONSOLE.print(f"[green]{label}: done earlier ({run}), skipped")
         return
@@ -99,8 +96,8 @@ def _train(label: str, method: str, run: Path, final_step: int, start: Path | No
         raise DemoError(f"{run} is already past step {final_step}: it is another run; use another --out")
     if latest is not None:
         CONSOLE.print(f"{label}: continuing from step {latest}")
-        start = run / "nerfstudio_models"
-    first = 0 if start is None else _latest_step(start.parent) + 1
+        start = models
+    first = 0 if start is None else latest_step(start) + 1
     command = [
         NS_TRAIN, method, "--vis", "tensorboard", "--output-dir", str(run.parents[2]),
         "--experiment-name", run.parents[1].name, "--timestamp", run.name,
@@ -110,7 +107,7 @@ def _train(label: str, method: str, run: Path, final_step: int, start: Path | No
         command += ["--load-dir", str(start)]
     command += ["nerfstudio-data", "--data", str(data)]
     returncode = subprocess.run(command, env=QUIET).returncode
-    reached = _latest_step(run)
+    reached = latest_step(models)
     if returncode != 0 or reached != final_step:  # ns-train exits 0 when interrupted
         where = "no checkpoint" if reached is None else f"step {reached} of {final_step}"
         raise DemoError(f"{label} stopped ({where}; ns-train {method}); run the demo again to continue it")
