@@ -17,6 +17,7 @@ from nerfstudio.engine.trainer import Trainer, TrainerConfig
 from nerfstudio.utils import writer
 from nerfstudio.utils.rich_utils import CONSOLE
 
+from relevance_nerf.checkpoints import latest_step
 from relevance_nerf.errors import RelevanceEditError
 from relevance_nerf.pipeline import RelevanceEditPipeline, RelevanceEditPipelineConfig
 
@@ -59,7 +60,7 @@ def _checkpoint_run_dir(config: TrainerConfig) -> Path | None:
             wanted = load_dir / f"step-{config.load_step:09d}.ckpt"
             if not wanted.is_file():
                 raise RelevanceEditError(f"--load-dir {load_dir} has no checkpoint for step {config.load_step}")
-        elif not load_dir.is_dir() or not any(load_dir.glob("step-*.ckpt")):
+        elif latest_step(load_dir) is None:
             raise RelevanceEditError(
                 f"--load-dir {load_dir} holds no nerfstudio checkpoint (step-*.ckpt); "
                 "pass the nerfstudio_models folder of a finished run"
@@ -90,8 +91,12 @@ class RelevanceEditTrainer(Trainer):
             self.pipeline.bind_run(self.base_dir, resume_from)
         except RelevanceEditError as error:
             raise SystemExit(f"error: {error}") from None
-        self.callbacks.append(
-            TrainingCallback([TrainingCallbackLocation.BEFORE_TRAIN_ITERATION], self._progress_to_last_step)
+        self.callbacks.append(  # once, at the first step: train() has set nerfstudio's count by then
+            TrainingCallback(
+                [TrainingCallbackLocation.BEFORE_TRAIN_ITERATION],
+                self._progress_to_last_step,
+                iters=(self._start_step,),
+            )
         )
 
     def _progress_to_last_step(self, step: int) -> None:
