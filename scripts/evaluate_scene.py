@@ -31,6 +31,7 @@ from editaction.clip_similarity import DEFAULT_CLIP, ClipSimilarity, ClipUnavail
 from relevance_nerf.errors import RelevanceEditError
 from relevance_nerf.evaluation import (
     RenderedView,
+    RunSettings,
     SceneTruth,
     load_scene_truth,
     measure,
@@ -65,9 +66,9 @@ def _config_path(run: Path) -> Path:
     return run / "config.yml" if run.is_dir() else run
 
 
-def _check_comparable(edit: Path, baseline: Path) -> None:
+def _check_comparable(edit: RunSettings, baseline: RunSettings) -> None:
     """The baseline must differ from the edit run only in its mask threshold."""
-    a, b = (dataclasses.asdict(run_settings(read_run_config(p))) for p in (edit, baseline))
+    a, b = dataclasses.asdict(edit), dataclasses.asdict(baseline)
     differing = [k for k in a if k != "threshold" and a[k] != b[k]]
     if differing:
         raise RelevanceEditError(
@@ -103,10 +104,11 @@ def evaluate(args: EvaluateSceneArgs) -> Path:
     runs = {EDIT: _config_path(args.edit_run)}
     if args.baseline_run is not None:
         runs[BASELINE] = _config_path(args.baseline_run)
-        _check_comparable(runs[EDIT], runs[BASELINE])
     if args.before_run is not None:
         runs[BEFORE] = _config_path(args.before_run)
     settings = {label: run_settings(read_run_config(path)) for label, path in runs.items()}
+    if BASELINE in settings:
+        _check_comparable(settings[EDIT], settings[BASELINE])
     text = settings[EDIT].text or ""
     truth = load_scene_truth(args.scene, text)
 
