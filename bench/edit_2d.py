@@ -6,20 +6,19 @@
 Weights are random (speed and memory do not depend on their values). Each variant runs
 ``repeats`` times after one warm-up, taking turns with the others; the table gives the median
 and the ratio to diffusers, then the extra memory one run needs at its peak
-(bench/peak_memory.py) and its ratio.
+(bench/measure.py) and its ratio.
 """
 
 from __future__ import annotations
 
 import statistics
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
 import torch
 import tyro
-from peak_memory import peak_memory_mib  # bench/peak_memory.py (scripts run from bench/)
+from measure import peak_memory_mib, seconds  # bench/measure.py (scripts run from bench/)
 
 from editaction import EditConfig, Editor
 from editaction.tiny import SD15_ARCHITECTURE, IP2PArchitecture, build_pipeline
@@ -38,17 +37,11 @@ def interleaved_medians(variants: dict[str, Callable[[], object]], repeats: int,
     """Median seconds per variant; the variants take turns, so drifting machine load hits all alike."""
     for run in variants.values():  # warm-up
         run()
-    seconds: dict[str, list[float]] = {name: [] for name in variants}
+    timings: dict[str, list[float]] = {name: [] for name in variants}
     for _ in range(repeats):
         for name, run in variants.items():
-            if device.type == "cuda":
-                torch.cuda.synchronize()
-            start = time.perf_counter()
-            run()
-            if device.type == "cuda":
-                torch.cuda.synchronize()
-            seconds[name].append(time.perf_counter() - start)
-    return {name: statistics.median(values) for name, values in seconds.items()}
+            timings[name].append(seconds(run, device))
+    return {name: statistics.median(values) for name, values in timings.items()}
 
 
 def main() -> None:

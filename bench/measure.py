@@ -1,6 +1,6 @@
-"""Peak memory of a piece of work: CUDA's allocator peak on a GPU, sampled resident memory on a CPU.
+"""Time and peak memory of a piece of work, on a GPU (synchronised; CUDA's allocator peak) or a CPU.
 
-On a CPU the figure is the highest resident set size seen while the work ran (sampled
+Memory on a CPU: the highest resident set size seen while the work ran (sampled
 every millisecond by a thread) minus the resident size just before it: the extra memory
 the work needed at its peak, comparable between variants measured in one process. Freed
 heap memory is first handed back to the system (glibc's ``malloc_trim``), or an earlier
@@ -12,12 +12,25 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import threading
+import time
 from collections.abc import Callable
 
 import psutil
 import torch
 
 MIB = 2**20
+
+
+def seconds(work: Callable[[], object], device: torch.device | str) -> float:
+    """Wall-clock seconds of ``work``, waiting for the GPU to finish it."""
+    cuda = torch.device(device).type == "cuda"
+    if cuda:
+        torch.cuda.synchronize()
+    start = time.perf_counter()
+    work()
+    if cuda:
+        torch.cuda.synchronize()
+    return time.perf_counter() - start
 
 
 def _release_free_heap() -> None:

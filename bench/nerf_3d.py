@@ -15,16 +15,15 @@ from __future__ import annotations
 import copy
 import statistics
 import tempfile
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
 import torch
 import tyro
+from measure import peak_memory_mib, seconds  # bench/measure.py (scripts run from bench/)
 from nerfstudio.engine.callbacks import TrainingCallbackLocation
 from nerfstudio.engine.trainer import Trainer
-from peak_memory import peak_memory_mib  # bench/peak_memory.py (scripts run from bench/)
 
 from editaction.tiny import SD15_ARCHITECTURE, IP2PArchitecture, build_pipeline, save_pipeline
 from editaction.toyworld import SceneSpec, write_scene
@@ -90,16 +89,6 @@ def _iteration(trainer: Trainer, step: int) -> None:
         callback.run_callback_at_location(step, location=TrainingCallbackLocation.AFTER_TRAIN_ITERATION)
 
 
-def _timed(run, device: str) -> float:
-    if device == "cuda":
-        torch.cuda.synchronize()
-    start = time.perf_counter()
-    run()
-    if device == "cuda":
-        torch.cuda.synchronize()
-    return time.perf_counter() - start
-
-
 def main() -> None:
     args = tyro.cli(BenchArgs, description=__doc__)
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
@@ -112,7 +101,7 @@ def main() -> None:
         base, edit = _trainer(base_config), _trainer(edit_config)
 
         pipeline = edit.pipeline
-        relevance_seconds = _timed(pipeline.compute_relevance_targets, device)
+        relevance_seconds = seconds(pipeline.compute_relevance_targets, device)
         for step in range(3):  # warm-up: allocator, first-call overheads
             _iteration(base, step)
             _iteration(edit, step)
@@ -121,10 +110,10 @@ def main() -> None:
         step = 3
         for _ in range(args.blocks):
             for _ in range(args.iterations):
-                times["nerfacto"].append(_timed(lambda s=step: _iteration(base, s), device))
+                times["nerfacto"].append(seconds(lambda s=step: _iteration(base, s), device))
                 step += 1
             for _ in range(args.iterations):
-                times["relevance-edit"].append(_timed(lambda s=step: _iteration(edit, s), device))
+                times["relevance-edit"].append(seconds(lambda s=step: _iteration(edit, s), device))
                 step += 1
         peaks = {  # extra memory one iteration needs at its peak, one method at a time
             "nerfacto": peak_memory_mib(lambda s=step: _iteration(base, s), device),
@@ -137,7 +126,7 @@ def main() -> None:
                 pipeline.edit_view(pipeline.next_view())
                 _iteration(edit, s)
 
-            times["relevance-edit + edit"].append(_timed(edit_iteration, device))
+            times["relevance-edit + edit"].append(seconds(edit_iteration, device))
             step += 1
         peaks["relevance-edit + edit"] = peak_memory_mib(lambda s=step: edit_iteration(s), device)
 
