@@ -38,8 +38,7 @@ class RelevanceEditDataManager(VanillaDataManager):
     def setup_train(self) -> None:
         super().setup_train()
         batch: dict[str, Tensor] = next(self.iter_train_image_dataloader)
-        images = batch["image"]
-        if not isinstance(images, Tensor):
+        if not isinstance(batch["image"], Tensor):
             raise RelevanceEditError("relevance-edit needs training images of one size; this data set mixes sizes")
         # nerfstudio's cache loader shuffles the views; put view i at position i, as its camera is in the dataset.
         order = torch.argsort(batch["image_idx"])
