@@ -149,7 +149,7 @@ def main() -> None:
     runs = {
         "base": (
             init,
-            train_dir,
+            static_dir,
             args.unet_steps,
             args.unet_learning_rate,
             dict(lambda_action=0.0, lambda_reg=0.0, freeze_cross_attention=False),
