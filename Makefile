@@ -13,10 +13,12 @@ OUT ?= outputs/demo
 SCENE ?=
 EDITOR ?=
 PRESET ?= auto
-# 2D knobs: make edit-image MODEL=timbrooks/instruct-pix2pix IMAGE=photo.jpg TEXT="turn the ball into an orange"
+# 2D knobs: make edit-image MODEL=timbrooks/instruct-pix2pix IQR=1.5 IMAGE=photo.jpg TEXT="turn the ball into an orange"
+# (IQR: relevance outlier clamp; 5 suits the toy editor's small objects, 1.5 is WYS's for photos)
 MODEL ?= models/toy-editor
 IMAGE ?= assets/toy-view.png
 STEPS ?= 20
+IQR ?= 5
 
 .PHONY: demo edit-image test test-fast lint train-smoke train-toy-editor evaluate-toy clean-venv
 
@@ -40,7 +42,7 @@ demo: $(STAMP)
 
 edit-image: $(STAMP)
 	$(PY) scripts/edit_image.py --image $(IMAGE) --text "$(TEXT)" --model $(MODEL) --steps $(STEPS) \
-		--out outputs/edit-image --overwrite
+		--iqr-factor $(IQR) --out outputs/edit-image --overwrite
 
 outputs/toy-actions: | $(STAMP)
 	$(PY) scripts/make_toy_action_videos.py --out outputs/toy-videos

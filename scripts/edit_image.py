@@ -56,6 +56,9 @@ class EditImageArgs:
     """Relevance at or above this is edited; 0 edits everywhere."""
     noise_samples: int = RelevanceConfig.noise_samples
     """Noise draws averaged per relevance map."""
+    iqr_factor: float = RelevanceConfig.iqr_factor
+    """Relevance is clamped at Q3 + k * IQR before scaling (WYS: 1.5); raise k (5 for the toy editor) when the
+    edited object covers only a few percent of the image, or the clamp flattens the object into the background."""
     seed: int = 0
     """Random seed; the same seed and inputs give the same result."""
     no_relevance: bool = False
@@ -91,7 +94,7 @@ def run(args: EditImageArgs) -> dict[str, Path]:
             image_guidance=args.image_guidance,
             threshold=0.0 if args.no_relevance else args.threshold,
         )
-        relevance_config = RelevanceConfig(noise_samples=args.noise_samples)
+        relevance_config = RelevanceConfig(noise_samples=args.noise_samples, iqr_factor=args.iqr_factor)
     except ValueError as err:
         raise UsageError(str(err)) from None
     paths = output_paths(args)

@@ -23,7 +23,16 @@ import torch
 import tyro
 from tqdm import tqdm
 
-from editaction import TOY_ACTION_EDITOR, TOY_EDITOR, EditConfig, Editor, EditorLoadError, RelevanceConfig, read_image
+from editaction import (
+    TOY_ACTION_EDITOR,
+    TOY_EDITOR,
+    TOY_RELEVANCE,
+    EditConfig,
+    Editor,
+    EditorLoadError,
+    RelevanceConfig,
+    read_image,
+)
 from editaction.masking import binarize
 from editaction.toyworld.metrics import iou, moved_towards, psnr, recolour_succeeded
 from editaction.toyworld.pairs import MASK_KEY, write_pairs
@@ -42,8 +51,10 @@ class EvaluateArgs:
     threshold: float = 0.5
     text_guidance: float = 7.5
     image_guidance: float = 1.5
-    noise_samples: int = 4
-    """Noise draws averaged per relevance map (WYS code: 1; 4 lowers the variance of the toy editor's maps)."""
+    noise_samples: int = TOY_RELEVANCE.noise_samples
+    """Noise draws averaged per relevance map (WYS code: 1)."""
+    iqr_factor: float = TOY_RELEVANCE.iqr_factor
+    """Relevance outliers are clamped at Q3 + k * IQR (WYS: 1.5; see ``editaction.TOY_RELEVANCE``)."""
     seed: int = 1234
     """Seed of the held-out pairs (training used seeds 0 and 1) and of the diffusion noise."""
     json_out: Path | None = None
@@ -57,7 +68,7 @@ def _input_and_mask(folder: Path, record: dict) -> tuple[torch.Tensor, torch.Ten
 
 def evaluate_recolour(editor: Editor, folder: Path, args: EvaluateArgs) -> dict[str, float]:
     edit = EditConfig(args.steps, args.text_guidance, args.image_guidance, threshold=args.threshold)
-    relevance_config = RelevanceConfig(noise_samples=args.noise_samples)
+    relevance_config = RelevanceConfig(noise_samples=args.noise_samples, iqr_factor=args.iqr_factor)
     rows: dict[str, list[float]] = {"success": [], "psnr_out_guided": [], "psnr_out_plain": [], "iou": []}
     for record in tqdm(read_records(folder), desc=f"recolour {folder.name}", unit="pair"):
         image, mask = _input_and_mask(folder, record)
@@ -109,7 +120,10 @@ def main() -> None:
             moves[name] = evaluate_moves(action_editor, data / "moves", args)
         results["move_success"] = moves
 
-    print(f"\n{args.count} pairs per row, {args.steps} DDIM steps, threshold {args.threshold}\n")
+    print(
+        f"\n{args.count} pairs per row, {args.steps} DDIM steps, threshold {args.threshold}, "
+        f"IQR factor {args.iqr_factor:g}\n"
+    )
     print("| recolour split | success | PSNR out, guided (dB) | PSNR out, plain (dB) | relevance IoU |")
     print("|---|---|---|---|---|")
     for split in ("test", "unseen"):

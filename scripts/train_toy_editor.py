@@ -7,7 +7,8 @@ Stages (each skipped when its output exists, so an interrupted run continues):
   2. VAE (AutoencoderKL, stride 4) on the pair images
   3. CLIP text encoder, contrastive against the edits (real CLIP tokenizer, built offline)
   4. base editor: the IP2P UNet trained with the EditAction trainer at lambda_action = 0 on the recolour
-     pairs only (like InstructPix2Pix, whose data has no actions, so the fine-tune has something to add)
+     pairs only (like InstructPix2Pix, whose data has no actions, so the fine-tune has something to add);
+     samples whose text is dropped learn to keep the input (TrainConfig.dropped_text_target)
   5. action editor: EditAction fine-tune of the base on move pairs (L_action + L_reg, attn2 frozen)
   6. ablation: the same fine-tune without L_action
 Results: <out>/base, <out>/action, <out>/action-no-laction: complete diffusers checkpoints.
@@ -59,6 +60,8 @@ class ToyEditorArgs:
     unet_steps: int = 1500
     unet_batch_size: int = 32
     unet_learning_rate: float = 5e-4
+    conditioning_dropout: float = 0.1
+    """IP2P's is 0.05; doubled so more samples teach the no-instruction branch (see ``dropped_text_target``)."""
     finetune_steps: int = 150
     finetune_learning_rate: float = 1e-4
     seed: int = 0
@@ -92,6 +95,10 @@ def _unet_run(args: ToyEditorArgs, model: Path, data: Path, output: Path, steps:
         checkpoint_every=max(steps // 4, 1),
         seed=args.seed,
         resume="latest" if (output / "checkpoints").exists() else None,
+        conditioning_dropout=args.conditioning_dropout,
+        # Toy edits are few kinds that do not average out, so the text-free branch is taught "no change"
+        # explicitly: the relevance maps (text vs no-text gap) then light up only where the edit goes.
+        dropped_text_target="input",
         **losses,
     )
     return EditActionTrainer(config).train()

@@ -42,6 +42,11 @@ class TrainConfig:
     """Freeze every attn2 (cross-attention) parameter (EditAction; False for the ablation)."""
     conditioning_dropout: float = 0.05
     """IP2P: drop the text for p, the image for p, and both for p of the samples."""
+    dropped_text_target: Literal["edited", "input"] = "edited"
+    """What samples without their text learn to produce: the edited image (IP2P) or the input ("no
+    instruction, no change"). IP2P's text-free branch nearly reproduces the input because its many edit
+    kinds average out; a data set of few edit kinds (the toy world) needs "input" for the same behaviour,
+    on which relevance maps (the text vs no-text gap) rely."""
     mixed_precision: Literal["no", "fp16", "bf16"] = "no"
     gradient_checkpointing: bool = False
     use_ema: bool = False

@@ -18,7 +18,9 @@ from accelerate import Accelerator
 from diffusers import StableDiffusionInstructPix2PixPipeline, UNet2DConditionModel
 from diffusers.optimization import get_scheduler
 from diffusers.training_utils import EMAModel
+from jaxtyping import Bool, Float
 from safetensors.torch import load_file, save_file
+from torch import Tensor
 from tqdm.auto import tqdm
 
 from editaction.atomic import atomic_directory
@@ -43,6 +45,18 @@ def freeze_cross_attention(unet: torch.nn.Module) -> int:
     for param in frozen:
         param.requires_grad_(False)
     return len(frozen)
+
+
+def denoising_target(
+    edited: Float[Tensor, "b c h w"],
+    source: Float[Tensor, "b c h w"],
+    drop_text: Bool[Tensor, " b"],
+    dropped_text_target: str,
+) -> Float[Tensor, "b c h w"]:
+    """The latents each sample learns to produce: the edit, or with "input" the source where the text was dropped."""
+    if dropped_text_target == "edited":
+        return edited
+    return torch.where(drop_text[:, None, None, None], source, edited)
 
 
 def step_generator(seed: int, micro_step: int, process: int, num_processes: int) -> torch.Generator:
@@ -192,11 +206,13 @@ class EditActionTrainer:
             image_latents = vae.encode(source).latent_dist.mode()
         noise = torch.randn(latents.shape, generator=generator).to(device, latents.dtype)
         timesteps = torch.randint(0, scheduler.config.num_train_timesteps, (size,), generator=generator).to(device)
-        noisy = scheduler.add_noise(latents, noise, timesteps)
 
         # IP2P conditioning dropout: text for r < 2p, image for p <= r < 3p (both for p <= r < 2p).
         draw, p = torch.rand(size, generator=generator).to(device), config.conditioning_dropout
         drop_text, drop_image = draw < 2 * p, (draw >= p) & (draw < 3 * p)
+        source_latents = image_latents * vae.config.scaling_factor
+        latents = denoising_target(latents, source_latents, drop_text, config.dropped_text_target)
+        noisy = scheduler.add_noise(latents, noise, timesteps)
         right_text = self.instruction_embeddings[batch["instruction"].to(device)]
         text = torch.where(drop_text[:, None, None], self.empty_embedding, right_text)
         image = torch.where(drop_image[:, None, None, None], torch.zeros_like(image_latents), image_latents)

@@ -17,7 +17,7 @@ from editaction.train.config import TrainConfig, load_config
 from editaction.train.dataset import DatasetError, read_metadata
 from editaction.train.losses import action_loss, per_sample_error
 from editaction.train.negatives import NoNegativeError, content_tokens, disjoint_candidates, sample_negatives
-from editaction.train.trainer import EditActionTrainer, TrainingSetupError
+from editaction.train.trainer import EditActionTrainer, TrainingSetupError, denoising_target
 from tests.conftest import REPO
 
 
@@ -80,6 +80,14 @@ def test_negatives_never_share_a_token():
     assert content_tokens(tokenizer, "open the drawer") == content_tokens(tokenizer, "Open  the drawer")
     with pytest.raises(NoNegativeError, match="open the drawer"):
         disjoint_candidates(tokenizer, ["open the drawer", "close the drawer"])
+
+
+def test_dropped_text_learns_the_input_only_when_asked():
+    edited, source = torch.ones(3, 4, 2, 2), torch.zeros(3, 4, 2, 2)
+    drop_text = torch.tensor([True, False, True])
+    assert torch.equal(denoising_target(edited, source, drop_text, "edited"), edited)
+    target = denoising_target(edited, source, drop_text, "input")
+    assert target[:, 0, 0, 0].tolist() == [0.0, 1.0, 0.0]
 
 
 def test_extraction_reports_and_skips_bad_rows(tmp_path):
