@@ -97,6 +97,7 @@ def test_no_relevance_edits_everywhere(monkeypatch, capsys, photo, tiny_checkpoi
         (["--image", "{photo}", "--text", "x", "--threshold", "1.5"], "threshold must be in"),
         (["--image", "{photo}", "--text", "x", "--text-guidance", "-2"], "text guidance must be in"),
         (["--image", "{photo}", "--text", "x", "--image-guidance", "1000"], "image guidance must be in"),
+        (["--image", "{photo}", "--text", "x", "--iqr-factor", "-1"], "iqr_factor must be non-negative"),
     ],
 )
 def test_bad_input_is_one_line_error(monkeypatch, capsys, photo, tiny_checkpoint, tmp_path, argv, message):
