@@ -57,7 +57,7 @@ class ToyEditorArgs:
     size: int = 64
     vae_steps: int = 500
     text_steps: int = 300
-    unet_steps: int = 1500
+    unet_steps: int = 2000
     unet_batch_size: int = 32
     unet_learning_rate: float = 5e-4
     conditioning_dropout: float = 0.1
