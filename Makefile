@@ -13,12 +13,13 @@ OUT ?= outputs/demo
 SCENE ?=
 EDITOR ?=
 PRESET ?= auto
-# 2D knobs: make edit-image MODEL=timbrooks/instruct-pix2pix IQR=1.5 IMAGE=photo.jpg TEXT="turn the ball into an orange"
-# (IQR: relevance outlier clamp; 5 suits the toy editor's small objects, 1.5 is WYS's for photos)
+# 2D knobs: make edit-image MODEL=timbrooks/instruct-pix2pix IQR=1.5 SPACE=latent IMAGE=photo.jpg TEXT="turn the ball into an orange"
+# (relevance settings: IQR 10 in pixel space suit the toy editor's small objects; WYS uses IQR 1.5 in latent space)
 MODEL ?= models/toy-editor
 IMAGE ?= assets/toy-view.png
 STEPS ?= 20
-IQR ?= 5
+IQR ?= 10
+SPACE ?= pixel
 
 .PHONY: demo edit-image test test-fast lint train-smoke train-toy-editor evaluate-toy clean-venv
 
@@ -42,7 +43,7 @@ demo: $(STAMP)
 
 edit-image: $(STAMP)
 	$(PY) scripts/edit_image.py --image $(IMAGE) --text "$(TEXT)" --model $(MODEL) --steps $(STEPS) \
-		--iqr-factor $(IQR) --out outputs/edit-image --overwrite
+		--iqr-factor $(IQR) --relevance-space $(SPACE) --out outputs/edit-image --overwrite
 
 outputs/toy-actions: | $(STAMP)
 	$(PY) scripts/make_toy_action_videos.py --out outputs/toy-videos

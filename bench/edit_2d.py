@@ -14,13 +14,14 @@ from __future__ import annotations
 import statistics
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, get_args
 
 import torch
 import tyro
 from measure import peak_memory_mib, seconds  # bench/measure.py (scripts run from bench/)
 
-from editaction import EditConfig, Editor
+from editaction import EditConfig, Editor, RelevanceConfig
+from editaction.config import RelevanceSpace
 from editaction.tiny import SD15_ARCHITECTURE, IP2PArchitecture, build_pipeline
 
 
@@ -71,14 +72,16 @@ def main() -> None:
         "Editor.edit, relevance mask": lambda: editor.edit(
             image, text, relevance=relevance, config=masked, generator=seeded()
         ),
-        "relevance_map + masked edit": lambda: editor.edit(
+    }
+    for space in get_args(RelevanceSpace):
+        relevance_config = RelevanceConfig(space=space)
+        variants[f"relevance_map ({space} space) + masked edit"] = lambda config=relevance_config: editor.edit(
             image,
             text,
-            relevance=editor.relevance_map(image, text, generator=seeded()),
+            relevance=editor.relevance_map(image, text, config=config, generator=seeded()),
             config=masked,
             generator=seeded(),
-        ),
-    }
+        )
     print(f"device {device} ({dtype}), arch {args.arch}, {args.size} px, {args.steps} steps, median of {args.repeats}")
     medians = interleaved_medians(variants, args.repeats, device)
     memory = {name: peak_memory_mib(run, device) for name, run in variants.items()}

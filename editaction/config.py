@@ -8,6 +8,9 @@ CLIs show as is.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal, get_args
+
+RelevanceSpace = Literal["latent", "pixel"]
 
 
 def _check_range(name: str, value: float, low: float, high: float) -> None:
@@ -25,6 +28,10 @@ class RelevanceConfig:
     """Noise draws averaged per map; more lowers variance (WYS code: 1)."""
     iqr_factor: float = 1.5
     """Upper outliers are clamped at Q3 + k * IQR (WYS: 1.5 in 2D, 2.0 in 3D)."""
+    space: RelevanceSpace = "latent"
+    """Where the two predictions are compared. latent (WYS): their noise, at latent resolution, upsampled.
+    pixel: their clean-image estimates decoded by the VAE, at image resolution; sharper edges where an
+    object spans few latent cells, for two VAE decodes per noise draw."""
 
     def __post_init__(self) -> None:
         _check_range("relevance timestep_fraction", self.timestep_fraction, 0.0, 1.0)
@@ -32,6 +39,9 @@ class RelevanceConfig:
             raise ValueError(f"relevance noise_samples must be at least 1, got {self.noise_samples}")
         if self.iqr_factor < 0:
             raise ValueError(f"relevance iqr_factor must be non-negative, got {self.iqr_factor:g}")
+        if self.space not in get_args(RelevanceSpace):
+            spaces = ", ".join(get_args(RelevanceSpace))
+            raise ValueError(f"relevance space must be one of {spaces}, got {self.space!r}")
 
 
 @dataclass(frozen=True)

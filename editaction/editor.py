@@ -29,7 +29,7 @@ from torch import Tensor
 
 from editaction.config import EditConfig, RelevanceConfig
 from editaction.masking import binarize, composite, to_latent_mask
-from editaction.relevance import noise_gap, relevance_from_noise_gap
+from editaction.relevance import predicted_clean_latents, prediction_gap, relevance_from_gap
 
 IP2P_PIPELINE = "StableDiffusionInstructPix2PixPipeline"
 
@@ -196,7 +196,8 @@ class Editor:
         """Where ``instruction`` wants to change ``images``, in [0, 1] (Watch Your Steps).
 
         ``condition`` is the image the model is conditioned on (defaults to ``images``).
-        Each noise draw is one UNet call batching the with- and without-instruction branches.
+        Each noise draw is one UNet call batching the with- and without-instruction branches
+        (and, with ``config.space == "pixel"``, one VAE decode of their clean-image estimates).
         """
         images, condition, size = self._prepare_inputs(images, condition)
         batch = images.shape[0]
@@ -207,13 +208,20 @@ class Editor:
         timestep = torch.tensor(min(int(config.timestep_fraction * num_train), num_train - 1), device=self.device)
         clean = self.encode_images(images, generator) * self.pipe.vae.config.scaling_factor
         image_latents = self.encode_images(condition).repeat(2, 1, 1, 1)
-        gap = torch.zeros((batch, 1, *clean.shape[-2:]), device=self.device)
+        gap_size = images.shape[-2:] if config.space == "pixel" else clean.shape[-2:]
+        gap = torch.zeros((batch, 1, *gap_size), device=self.device)
         for _ in range(config.noise_samples):
             noise = randn_tensor(clean.shape, generator=generator, device=self.device, dtype=clean.dtype)
             noisy = scheduler.add_noise(clean, noise, timestep).repeat(2, 1, 1, 1)
-            eps_text, eps_empty = self._predict_noise(noisy, timestep, image_latents, text).chunk(2)
-            gap += noise_gap(eps_text, eps_empty)
-        relevance = relevance_from_noise_gap(gap / config.noise_samples, images.shape[-2:], config.iqr_factor)
+            predictions = self._predict_noise(noisy, timestep, image_latents, text)
+            if config.space == "pixel":
+                alpha_cumprod = scheduler.alphas_cumprod[timestep.cpu()].to(self.device, noisy.dtype)
+                clean_estimates = predicted_clean_latents(
+                    noisy, predictions, alpha_cumprod, scheduler.config.prediction_type
+                )
+                predictions = self.decode_latents(clean_estimates)
+            gap += prediction_gap(*predictions.chunk(2))
+        relevance = relevance_from_gap(gap / config.noise_samples, images.shape[-2:], config.iqr_factor)
         return relevance[..., : size[0], : size[1]]
 
     # ---- editing ------------------------------------------------------------------------------

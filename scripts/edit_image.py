@@ -29,6 +29,7 @@ from editaction import (
     to_array,
     write_image,
 )
+from editaction.config import RelevanceSpace
 
 
 class UsageError(ValueError):
@@ -57,8 +58,11 @@ class EditImageArgs:
     noise_samples: int = RelevanceConfig.noise_samples
     """Noise draws averaged per relevance map."""
     iqr_factor: float = RelevanceConfig.iqr_factor
-    """Relevance is clamped at Q3 + k * IQR before scaling (WYS: 1.5); raise k (5 for the toy editor) when the
+    """Relevance is clamped at Q3 + k * IQR before scaling (WYS: 1.5); raise k (10 for the toy editor) when the
     edited object covers only a few percent of the image, or the clamp flattens the object into the background."""
+    relevance_space: RelevanceSpace = RelevanceConfig.space
+    """latent (WYS) compares the noise predictions at latent resolution; pixel compares their decoded images,
+    sharper when objects span few latent cells (the toy editor) at two VAE decodes per noise draw."""
     seed: int = 0
     """Random seed; the same seed and inputs give the same result."""
     no_relevance: bool = False
@@ -94,7 +98,9 @@ def run(args: EditImageArgs) -> dict[str, Path]:
             image_guidance=args.image_guidance,
             threshold=0.0 if args.no_relevance else args.threshold,
         )
-        relevance_config = RelevanceConfig(noise_samples=args.noise_samples, iqr_factor=args.iqr_factor)
+        relevance_config = RelevanceConfig(
+            noise_samples=args.noise_samples, iqr_factor=args.iqr_factor, space=args.relevance_space
+        )
     except ValueError as err:
         raise UsageError(str(err)) from None
     paths = output_paths(args)

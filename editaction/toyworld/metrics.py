@@ -36,11 +36,20 @@ def recolour_succeeded(edited: Tensor, mask: Tensor, original_colour: str, targe
     return bool(chroma @ palette_direction(target_colour) > chroma @ palette_direction(original_colour))
 
 
+def mean_squared_error(a: Tensor, b: Tensor, mask: Tensor | None = None) -> float:
+    """Mean squared difference over the pixels of ``mask`` (all pixels without one)."""
+    difference = (a - b).pow(2)
+    return float(difference[:, mask].mean() if mask is not None else difference.mean())
+
+
+def psnr_of_mse(mse: float) -> float:
+    """PSNR in dB of a mean squared error of images in [0, 1]; inf when it is 0."""
+    return math.inf if mse == 0 else -10 * math.log10(mse)
+
+
 def psnr(a: Tensor, b: Tensor, mask: Tensor | None = None) -> float:
     """PSNR in dB over the pixels of ``mask`` (all pixels without one); inf when identical."""
-    difference = (a - b).pow(2)
-    mse = difference[:, mask].mean() if mask is not None else difference.mean()
-    return math.inf if mse == 0 else float(-10 * torch.log10(mse))
+    return psnr_of_mse(mean_squared_error(a, b, mask))
 
 
 def ssim(a: Float[Tensor, "3 h w"], b: Float[Tensor, "3 h w"], mask: Bool[Tensor, "h w"] | None = None) -> float:

@@ -1,14 +1,22 @@
+import pytest
 import torch
+from diffusers import DDIMScheduler
 
 from editaction import RelevanceConfig
-from editaction.relevance import clamp_upper_outliers, noise_gap, normalise, relevance_from_noise_gap
+from editaction.relevance import (
+    clamp_upper_outliers,
+    normalise,
+    predicted_clean_latents,
+    prediction_gap,
+    relevance_from_gap,
+)
 
 
-def test_noise_gap_sums_absolute_difference_over_channels():
+def test_prediction_gap_sums_absolute_difference_over_channels():
     a = torch.zeros(1, 4, 2, 2)
     b = torch.zeros(1, 4, 2, 2)
     b[0, :, 0, 0] = torch.tensor([1.0, -2.0, 0.5, 0.0])
-    gap = noise_gap(a, b)
+    gap = prediction_gap(a, b)
     assert gap.shape == (1, 1, 2, 2)
     assert gap[0, 0, 0, 0] == 3.5 and gap[0, 0, 1, 1] == 0
 
@@ -33,17 +41,52 @@ def test_normalise_range_and_constant_map_is_safe():
 
 def test_relevance_from_gap_upsamples_to_image_size():
     gap = torch.rand(2, 1, 4, 6)
-    relevance = relevance_from_noise_gap(gap, (32, 48), iqr_factor=1.5)
+    relevance = relevance_from_gap(gap, (32, 48), iqr_factor=1.5)
     assert relevance.shape == (2, 1, 32, 48)
     assert relevance.min() >= 0 and relevance.max() <= 1
 
 
-def test_editor_relevance_map_shape_and_range(editor, generator):
+@pytest.mark.parametrize("prediction_type", ["epsilon", "v_prediction", "sample"])
+def test_predicted_clean_latents_inverts_the_forward_process(prediction_type):
+    scheduler = DDIMScheduler(beta_schedule="scaled_linear", prediction_type=prediction_type)
+    generator = torch.Generator().manual_seed(0)
+    clean, noise = torch.randn(2, 2, 4, 8, 8, generator=generator)
+    timestep = torch.tensor([800])
+    noisy = scheduler.add_noise(clean, noise, timestep)
+    target = {"epsilon": noise, "v_prediction": scheduler.get_velocity(clean, noise, timestep), "sample": clean}
+    estimate = predicted_clean_latents(noisy, target[prediction_type], scheduler.alphas_cumprod[800], prediction_type)
+    assert torch.allclose(estimate, clean, atol=1e-4)
+    with pytest.raises(ValueError, match="prediction_type"):
+        predicted_clean_latents(noisy, noise, scheduler.alphas_cumprod[800], "flow")
+
+
+@pytest.mark.parametrize("space", ["latent", "pixel"])
+def test_editor_relevance_map_shape_and_range(editor, generator, space):
     images = torch.rand(2, 3, 40, 56, generator=generator)
-    relevance = editor.relevance_map(images, "make the cube blue", generator=generator)
+    config = RelevanceConfig(space=space)
+    relevance = editor.relevance_map(images, "make the cube blue", config=config, generator=generator)
     assert relevance.shape == (2, 1, 40, 56)
     assert relevance.min() >= 0 and relevance.max() <= 1
     assert relevance.max() > 0.9  # min-max normalised: the most relevant pixel is near 1
+
+
+def test_pixel_space_relevance_is_not_an_upsampled_latent_grid(editor, generator):
+    """Latent-space maps are bilinear within each latent cell; pixel-space maps are not."""
+    image = torch.rand(1, 3, 32, 32, generator=generator)
+
+    def curvature(space: str) -> float:
+        relevance = editor.relevance_map(
+            image, "make it red", config=RelevanceConfig(space=space), generator=torch.Generator().manual_seed(0)
+        )[0, 0]
+        # second differences along rows vanish where a map is linear between sample points
+        return (relevance[:, 2:] - 2 * relevance[:, 1:-1] + relevance[:, :-2]).abs().median().item()
+
+    assert curvature("pixel") > 10 * curvature("latent")
+
+
+def test_relevance_space_is_validated():
+    with pytest.raises(ValueError, match="relevance space must be one of latent, pixel"):
+        RelevanceConfig(space="voxel")
 
 
 def test_editor_relevance_of_constant_image_is_finite(editor, generator):

@@ -12,14 +12,14 @@ from diffusers import StableDiffusionInstructPix2PixPipeline
 
 from editaction import TOY_ACTION_EDITOR, TOY_EDITOR, TOY_RELEVANCE, EditConfig, Editor
 from editaction.masking import binarize
-from editaction.toyworld.metrics import iou, psnr, recolour_succeeded
+from editaction.toyworld.metrics import iou, mean_squared_error, psnr_of_mse, recolour_succeeded
 from editaction.toyworld.pairs import make_pair
 
 MAX_REPOSITORY_MB = 30
 # Measured with the shipped base editor and TOY_RELEVANCE on these 4 pairs: 4/4 recoloured, mean relevance IoU
-# 0.40, mean PSNR outside the object 27.9 dB (plain IP2P, unmasked, gives about 20 dB on such pairs); the
-# thresholds leave a margin.
-THRESHOLDS = {"successes": 3, "iou": 0.3, "psnr": 25.0}
+# 0.57, PSNR outside the object 25.2 dB (of the mean error; one pair spills to 20.8 dB, one stays exact);
+# the thresholds leave a margin.
+THRESHOLDS = {"successes": 3, "iou": 0.45, "psnr": 23.0}
 
 
 def _tensor(image: np.ndarray) -> torch.Tensor:
@@ -43,7 +43,7 @@ def test_toy_editor_recolours_held_out_pairs_only_where_relevant():
     editor = Editor.from_pretrained(TOY_EDITOR, device="cpu")
     editor.set_progress_bar(False)
     rng = np.random.default_rng(2024)  # not a training seed
-    successes, ious, psnrs = [], [], []
+    successes, ious, errors = [], [], []
     for _ in range(4):
         pair = make_pair(rng, "recolour", held_out=False)
         image, mask = _tensor(pair.input_image), torch.from_numpy(pair.mask)
@@ -54,7 +54,7 @@ def test_toy_editor_recolours_held_out_pairs_only_where_relevant():
         )
         successes.append(recolour_succeeded(edited.images[0], mask, pair.object.colour, pair.target_colour))
         ious.append(iou(binarize(relevance, 0.5)[0, 0], mask))
-        psnrs.append(psnr(edited.images[0], image, ~mask))
+        errors.append(mean_squared_error(edited.images[0], image, ~mask))
     assert sum(successes) >= THRESHOLDS["successes"], successes
     assert np.mean(ious) >= THRESHOLDS["iou"], ious
-    assert np.mean(psnrs) >= THRESHOLDS["psnr"], psnrs
+    assert psnr_of_mse(np.mean(errors)) >= THRESHOLDS["psnr"], errors

@@ -1,11 +1,14 @@
 """Toy 2D edit pairs: ground-truth masks cover every changed pixel, splits, seeds; the toy-world metrics."""
 
+import math
+import statistics
+
 import numpy as np
 import pytest
 import torch
 
 from editaction.tiny import build_clip_tokenizer
-from editaction.toyworld.metrics import iou, moved_towards, psnr, recolour_succeeded
+from editaction.toyworld.metrics import iou, mean_squared_error, moved_towards, psnr, psnr_of_mse, recolour_succeeded
 from editaction.toyworld.pairs import HELD_OUT, Recolour, make_pair, parse_recolour, write_pairs
 from editaction.train.dataset import read_metadata, read_records
 from editaction.train.negatives import disjoint_candidates
@@ -36,6 +39,9 @@ def test_recolour_and_move_pairs_pass_their_own_metrics():
     assert not recolour_succeeded(before, mask, colour, recolour.target_colour)
     assert psnr(after, before, ~mask) == float("inf") and psnr(after, before, mask) < 30
     assert iou(mask, mask) == 1.0 and iou(mask, ~mask) == 0.0
+    # a split's PSNR comes from its mean error, so one exact pair (inf dB) cannot hide another's spill
+    spill = mean_squared_error(after, before, mask)
+    assert psnr_of_mse(statistics.mean([0.0, spill])) == pytest.approx(psnr(after, before, mask) + 10 * math.log10(2))
 
     move = make_pair(rng, "move", size=48)
     before, after = _tensor(move.input_image), _tensor(move.edited_image)
