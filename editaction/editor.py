@@ -210,12 +210,12 @@ class Editor:
         image_latents = self.encode_images(condition).repeat(2, 1, 1, 1)
         gap_size = images.shape[-2:] if config.space == "pixel" else clean.shape[-2:]
         gap = torch.zeros((batch, 1, *gap_size), device=self.device)
+        alpha_cumprod = scheduler.alphas_cumprod[timestep.cpu()].to(self.device, clean.dtype)
         for _ in range(config.noise_samples):
             noise = randn_tensor(clean.shape, generator=generator, device=self.device, dtype=clean.dtype)
             noisy = scheduler.add_noise(clean, noise, timestep).repeat(2, 1, 1, 1)
             predictions = self._predict_noise(noisy, timestep, image_latents, text)
             if config.space == "pixel":
-                alpha_cumprod = scheduler.alphas_cumprod[timestep.cpu()].to(self.device, noisy.dtype)
                 clean_estimates = predicted_clean_latents(
                     noisy, predictions, alpha_cumprod, scheduler.config.prediction_type
                 )
