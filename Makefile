@@ -15,7 +15,7 @@ EDITOR ?=
 PRESET ?= auto
 # 2D knobs: make edit-image MODEL=timbrooks/instruct-pix2pix IQR=1.5 SPACE=latent IMAGE=photo.jpg TEXT="turn the ball into an orange"
 # (relevance settings: IQR 10 in pixel space suit the toy editor's small objects; WYS uses IQR 1.5 in latent space)
-MODEL ?= models/toy-editor
+MODEL ?= toyworld/models/toy-editor
 IMAGE ?= assets/toy-view.png
 STEPS ?= 20
 IQR ?= 10
@@ -56,7 +56,7 @@ train-smoke: $(STAMP) outputs/tiny-ip2p outputs/toy-actions
 		$(if $(wildcard outputs/editaction-smoke/checkpoints),--resume latest)
 
 # Retrain the embedded toy editor from scratch (25-40 min on 2 CPU cores; continues an interrupted run),
-# then measure it. The shipped copies are models/toy-editor and models/toy-editor-action.
+# then measure it. The shipped copies are toyworld/models/toy-editor and toyworld/models/toy-editor-action.
 train-toy-editor: $(STAMP)
 	$(PY) scripts/train_toy_editor.py --out outputs/toy-editor
 

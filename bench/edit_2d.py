@@ -22,7 +22,7 @@ from measure import peak_memory_mib, seconds  # bench/measure.py (scripts run fr
 
 from editaction import EditConfig, Editor, RelevanceConfig
 from editaction.config import RelevanceSpace
-from editaction.tiny import SD15_ARCHITECTURE, IP2PArchitecture, build_pipeline
+from toyworld.tiny import SD15_ARCHITECTURE, IP2PArchitecture, build_pipeline
 
 
 @dataclass

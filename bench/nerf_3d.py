@@ -25,16 +25,11 @@ from measure import peak_memory_mib, seconds  # bench/measure.py (scripts run fr
 from nerfstudio.engine.callbacks import TrainingCallbackLocation
 from nerfstudio.engine.trainer import Trainer
 
-from editaction.tiny import SD15_ARCHITECTURE, IP2PArchitecture, build_pipeline, save_pipeline
-from editaction.toyworld import SceneSpec, write_scene
-from relevance_nerf.method_configs import (
-    NERFACTO_MODEL,
-    nerfacto_optimizers,
-    nerfacto_tiny,
-    relevance_edit,
-    relevance_edit_tiny,
-)
+from relevance_nerf.method_configs import NERFACTO_MODEL, nerfacto_optimizers, relevance_edit
 from relevance_nerf.model import OfflineNerfactoModelConfig
+from toyworld import SceneSpec, write_scene
+from toyworld.method_configs import nerfacto_tiny, relevance_edit_tiny
+from toyworld.tiny import SD15_ARCHITECTURE, IP2PArchitecture, build_pipeline, save_pipeline
 
 
 @dataclass

@@ -31,11 +31,11 @@ import torch
 import tyro
 from rich.console import Console
 
-from editaction import TOY_EDITOR, EditorLoadError, check_editor_source
+from editaction import EditorLoadError, check_editor_source
 from editaction.atomic import write_text_atomic
 from editaction.clip_similarity import DEFAULT_CLIP
-from editaction.toyworld import SceneSpec, write_scene
 from relevance_nerf.checkpoints import latest_step
+from toyworld import TOY_EDITOR, SceneSpec, write_scene
 
 SCRIPTS = Path(__file__).resolve().parent
 NS_TRAIN = str(Path(sys.executable).parent / "ns-train")

@@ -18,7 +18,6 @@ import torch
 import tyro
 
 from editaction import (
-    TOY_EDITOR,
     EditConfig,
     Editor,
     EditorLoadError,
@@ -30,6 +29,7 @@ from editaction import (
     write_image,
 )
 from editaction.config import RelevanceSpace
+from toyworld import TOY_EDITOR
 
 
 class UsageError(ValueError):

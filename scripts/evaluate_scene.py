@@ -29,7 +29,7 @@ from nerfstudio.utils.rich_utils import CONSOLE
 import relevance_nerf  # noqa: F401  (nerfstudio checkpoints under torch's weights_only loader)
 from editaction.clip_similarity import DEFAULT_CLIP, ClipSimilarity, ClipUnavailableError
 from relevance_nerf.errors import RelevanceEditError
-from relevance_nerf.evaluation import (
+from toyworld.evaluation import (
     RenderedView,
     RunSettings,
     SceneTruth,
@@ -41,7 +41,7 @@ from relevance_nerf.evaluation import (
     render_held_out,
     run_settings,
 )
-from relevance_nerf.report import write_report
+from toyworld.report import write_report
 
 EDIT, BASELINE, BEFORE = "relevance-edit", "baseline (no mask)", "before edit"
 

@@ -1,6 +1,6 @@
 """Measure the embedded toy editor on held-out toy pairs and print a table (markdown; --json for a file).
 
-python scripts/evaluate_toy.py --model models/toy-editor --action-model models/toy-editor-action
+python scripts/evaluate_toy.py --model toyworld/models/toy-editor --action-model toyworld/models/toy-editor-action
 
 Recolour pairs (held-out seeds, and unseen colour/shape combinations):
   success     the object's mean colour is closer to the requested colour than to its original
@@ -24,9 +24,6 @@ import tyro
 from tqdm import tqdm
 
 from editaction import (
-    TOY_ACTION_EDITOR,
-    TOY_EDITOR,
-    TOY_RELEVANCE,
     EditConfig,
     Editor,
     EditorLoadError,
@@ -35,9 +32,10 @@ from editaction import (
 )
 from editaction.config import RelevanceSpace
 from editaction.masking import binarize
-from editaction.toyworld.metrics import iou, mean_squared_error, moved_towards, psnr_of_mse, recolour_succeeded
-from editaction.toyworld.pairs import MASK_KEY, write_pairs
 from editaction.train.dataset import INPUT_KEY, PROMPT_KEY, read_records
+from toyworld import TOY_ACTION_EDITOR, TOY_EDITOR, TOY_RELEVANCE
+from toyworld.metrics import iou, mean_squared_error, moved_towards, psnr_of_mse, recolour_succeeded
+from toyworld.pairs import MASK_KEY, write_pairs
 
 EXACT_PSNR = 100.0
 """dB shown when the median pair is left exactly as it was outside the object (its PSNR is infinite)."""
@@ -58,7 +56,7 @@ class EvaluateArgs:
     noise_samples: int = TOY_RELEVANCE.noise_samples
     """Noise draws averaged per relevance map (WYS code: 1)."""
     iqr_factor: float = TOY_RELEVANCE.iqr_factor
-    """Relevance outliers are clamped at Q3 + k * IQR (WYS: 1.5; see ``editaction.TOY_RELEVANCE``)."""
+    """Relevance outliers are clamped at Q3 + k * IQR (WYS: 1.5; see ``toyworld.TOY_RELEVANCE``)."""
     relevance_space: RelevanceSpace = TOY_RELEVANCE.space
     """Compare the two predictions as latent noise (WYS) or as decoded images (see ``RelevanceConfig.space``)."""
     seed: int = 1234

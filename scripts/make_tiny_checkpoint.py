@@ -17,7 +17,7 @@ from pathlib import Path
 
 import tyro
 
-from editaction.tiny import build_pipeline, save_pipeline
+from toyworld.tiny import build_pipeline, save_pipeline
 
 
 @dataclass

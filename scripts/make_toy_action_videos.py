@@ -10,7 +10,7 @@ from pathlib import Path
 
 import tyro
 
-from editaction.toyworld.videos import write_action_videos
+from toyworld.videos import write_action_videos
 
 
 @dataclass

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import tyro
 
-from editaction.toyworld import SceneSpec, write_scene
+from toyworld import SceneSpec, write_scene
 
 
 @dataclass

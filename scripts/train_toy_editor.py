@@ -26,13 +26,13 @@ import torch
 import tyro
 
 from editaction.atomic import atomic_directory, write_text_atomic
-from editaction.tiny import IP2PArchitecture, build_clip_tokenizer, build_pipeline, save_pipeline
-from editaction.toyworld.autoencoder import load_images, train_autoencoder
-from editaction.toyworld.pairs import MASK_KEY, write_pairs
-from editaction.toyworld.text_encoder import train_text_encoder
 from editaction.train.config import TrainConfig
 from editaction.train.dataset import EDITED_KEY, INPUT_KEY, read_metadata, read_records, write_metadata
 from editaction.train.trainer import EditActionTrainer
+from toyworld.autoencoder import load_images, train_autoencoder
+from toyworld.pairs import MASK_KEY, write_pairs
+from toyworld.text_encoder import train_text_encoder
+from toyworld.tiny import IP2PArchitecture, build_clip_tokenizer, build_pipeline, save_pipeline
 
 TOY_ARCHITECTURE = IP2PArchitecture(
     # Sized for about 0.5 s per UNet step at batch 32 on 2 CPU cores, and a checkpoint of ~10 MB

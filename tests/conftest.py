@@ -28,7 +28,7 @@ def load_script(name: str) -> ModuleType:
 
 @pytest.fixture(scope="session")
 def tiny_checkpoint(tmp_path_factory) -> Path:
-    from editaction.tiny import build_pipeline, save_pipeline
+    from toyworld.tiny import build_pipeline, save_pipeline
 
     return save_pipeline(build_pipeline(seed=0), tmp_path_factory.mktemp("tiny-ip2p"))
 

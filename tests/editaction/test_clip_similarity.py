@@ -7,7 +7,7 @@ import torch
 from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel
 
 from editaction.clip_similarity import ClipSimilarity, ClipUnavailableError
-from editaction.tiny import build_clip_tokenizer
+from toyworld.tiny import build_clip_tokenizer
 
 
 @pytest.fixture(scope="module")

@@ -10,8 +10,6 @@ from diffusers import StableDiffusionInstructPix2PixPipeline
 from safetensors.torch import load_file
 
 from editaction import EditConfig, Editor
-from editaction.tiny import build_clip_tokenizer
-from editaction.toyworld.videos import write_action_videos
 from editaction.train.action_pairs import extract_action_pairs
 from editaction.train.config import TrainConfig, load_config
 from editaction.train.dataset import DatasetError, read_metadata
@@ -19,6 +17,8 @@ from editaction.train.losses import action_loss, per_sample_error
 from editaction.train.negatives import NoNegativeError, content_tokens, disjoint_candidates, sample_negatives
 from editaction.train.trainer import EditActionTrainer, TrainingSetupError, denoising_target
 from tests.conftest import REPO
+from toyworld.tiny import build_clip_tokenizer
+from toyworld.videos import write_action_videos
 
 
 @pytest.fixture(scope="module")

@@ -5,7 +5,7 @@ from diffusers import StableDiffusionInstructPix2PixPipeline, UNet2DConditionMod
 from PIL import Image
 
 from editaction import EditConfig, Editor, EditorLoadError
-from editaction.tiny import build_pipeline, save_pipeline
+from toyworld.tiny import build_pipeline, save_pipeline
 
 FAST = EditConfig(steps=4)
 

@@ -10,10 +10,11 @@ import pytest
 import torch
 from diffusers import StableDiffusionInstructPix2PixPipeline
 
-from editaction import TOY_ACTION_EDITOR, TOY_EDITOR, TOY_RELEVANCE, EditConfig, Editor
+from editaction import EditConfig, Editor
 from editaction.masking import binarize
-from editaction.toyworld.metrics import iou, mean_squared_error, psnr_of_mse, recolour_succeeded
-from editaction.toyworld.pairs import make_pair
+from toyworld import TOY_ACTION_EDITOR, TOY_EDITOR, TOY_RELEVANCE
+from toyworld.metrics import iou, mean_squared_error, psnr_of_mse, recolour_succeeded
+from toyworld.pairs import make_pair
 
 MAX_REPOSITORY_MB = 30
 # Measured with the shipped base editor and TOY_RELEVANCE on these 4 pairs: 4/4 recoloured, mean relevance IoU

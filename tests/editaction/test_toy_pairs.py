@@ -7,11 +7,11 @@ import numpy as np
 import pytest
 import torch
 
-from editaction.tiny import build_clip_tokenizer
-from editaction.toyworld.metrics import iou, mean_squared_error, moved_towards, psnr, psnr_of_mse, recolour_succeeded
-from editaction.toyworld.pairs import HELD_OUT, Recolour, make_pair, parse_recolour, write_pairs
 from editaction.train.dataset import read_metadata, read_records
 from editaction.train.negatives import disjoint_candidates
+from toyworld.metrics import iou, mean_squared_error, moved_towards, psnr, psnr_of_mse, recolour_succeeded
+from toyworld.pairs import HELD_OUT, Recolour, make_pair, parse_recolour, write_pairs
+from toyworld.tiny import build_clip_tokenizer
 
 
 def _tensor(image: np.ndarray) -> torch.Tensor:

@@ -6,8 +6,8 @@ import cv2
 import numpy as np
 import pytest
 
-from editaction.toyworld import COLOURS, SceneSpec, write_scene
-from editaction.toyworld.scene import TARGET, camera_poses, focal_length, render_view
+from toyworld import COLOURS, SceneSpec, write_scene
+from toyworld.scene import TARGET, camera_poses, focal_length, render_view
 
 SMALL = SceneSpec(views=6, size=32, supersample=2)
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from editaction.toyworld import SceneSpec, write_scene
+from toyworld import SceneSpec, write_scene
 
 NS_TRAIN = str(Path(sys.executable).parent / "ns-train")
 TEXT = "make the red cube blue"

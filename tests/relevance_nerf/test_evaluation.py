@@ -11,11 +11,11 @@ import numpy as np
 import pytest
 import torch
 
-from editaction.toyworld import SceneSpec, write_scene
-from editaction.toyworld.scene import camera_poses, render_view
 from relevance_nerf.errors import RelevanceEditError
-from relevance_nerf.evaluation import RenderedView, load_scene_truth, measure, metrics_json, metrics_table
-from relevance_nerf.report import write_report
+from toyworld import SceneSpec, write_scene
+from toyworld.evaluation import RenderedView, load_scene_truth, measure, metrics_json, metrics_table
+from toyworld.report import write_report
+from toyworld.scene import camera_poses, render_view
 
 TEXT = "make the red cube blue"
 SPEC = SceneSpec(views=12, size=32)

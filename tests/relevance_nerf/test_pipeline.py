@@ -12,10 +12,10 @@ from nerfstudio.scripts import train as ns_train_script
 from nerfstudio.utils.eval_utils import eval_setup
 
 from editaction import Editor
-from relevance_nerf.method_configs import relevance_edit_tiny
 from relevance_nerf.model import EDIT_MASK, RELEVANCE
 from relevance_nerf.pipeline import RelevanceEditPipeline
 from tests.relevance_nerf.conftest import TEXT
+from toyworld.method_configs import relevance_edit_tiny
 
 
 def _pipeline(toy_scene, tiny_checkpoint, **changes) -> RelevanceEditPipeline:
@@ -135,8 +135,8 @@ def test_text_flag_reaches_the_pipeline_and_prompt_is_refused(tmp_path, monkeypa
 def test_a_data_set_without_rgb_images_is_refused(tmp_path, tiny_checkpoint):
     import cv2
 
-    from editaction.toyworld import SceneSpec, write_scene
     from relevance_nerf.errors import RelevanceEditError
+    from toyworld import SceneSpec, write_scene
 
     scene = write_scene(tmp_path / "scene", SceneSpec(views=6, size=16, supersample=1)).parent
     for path in (scene / "images").glob("*.png"):

@@ -14,7 +14,7 @@ from jaxtyping import Bool, Float
 from torch import Tensor
 from torchmetrics.functional.image import structural_similarity_index_measure
 
-from editaction.toyworld.palette import COLOURS
+from toyworld.palette import COLOURS
 
 
 def _unit(rgb: Tensor) -> Tensor:

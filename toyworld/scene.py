@@ -19,7 +19,7 @@ from tqdm import tqdm
 
 from editaction.atomic import write_text_atomic
 from editaction.images import write_image
-from editaction.toyworld.palette import COLOURS
+from toyworld.palette import COLOURS
 
 SHAPES = ("cube", "ball")
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from editaction.toyworld.palette import COLOURS
+from toyworld.palette import COLOURS
 
 SHAPES = ("square", "disk")
 MOVES = {  # direction word -> (verb, unit step in pixels (dx, dy))

@@ -16,7 +16,7 @@ from PIL import Image, ImageDraw
 
 from editaction.atomic import atomic_directory
 from editaction.images import relevance_to_rgb, to_array, write_image
-from relevance_nerf.evaluation import HeldOutView, RenderedView, SceneTruth
+from toyworld.evaluation import HeldOutView, RenderedView, SceneTruth
 
 TILE_SCALE = 2
 """Upscaling of each tile (nearest neighbour): toy scenes are 64 px."""

@@ -24,9 +24,9 @@ import numpy as np
 from tqdm import tqdm
 
 from editaction.images import write_image
-from editaction.toyworld.palette import COLOURS
-from editaction.toyworld.scene import SHAPES, SceneObject, SceneSpec, orbit_camera, render_view
 from editaction.train.dataset import EDITED_KEY, INPUT_KEY, PROMPT_KEY, write_metadata
+from toyworld.palette import COLOURS
+from toyworld.scene import SHAPES, SceneObject, SceneSpec, orbit_camera, render_view
 
 HELD_OUT: frozenset[tuple[str, str]] = frozenset({("green", "ball"), ("yellow", "cube")})
 """(colour, shape) of edited objects kept out of training, to test generalisation."""

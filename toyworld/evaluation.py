@@ -26,11 +26,11 @@ from nerfstudio.utils.eval_utils import eval_setup
 from torch import Tensor
 
 from editaction.images import ImageReadError, read_image
-from editaction.toyworld.metrics import chroma_distance, chroma_spread, iou, mean_chroma, psnr, recolour_succeeded, ssim
-from editaction.toyworld.pairs import Recolour, parse_recolour
 from relevance_nerf.checkpoints import latest_step
 from relevance_nerf.errors import RelevanceEditError
 from relevance_nerf.model import EDIT_MASK, RELEVANCE
+from toyworld.metrics import chroma_distance, chroma_spread, iou, mean_chroma, psnr, recolour_succeeded, ssim
+from toyworld.pairs import Recolour, parse_recolour
 
 MIN_OBJECT_PIXELS = 16
 """Views where the object covers fewer pixels do not count for success, hue and IoU (too few to measure)."""
