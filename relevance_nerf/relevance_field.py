@@ -31,7 +31,9 @@ class RelevanceHead(nn.Module):
         self.mlp = nn.Sequential(*layers)
 
     def forward(self, geometry_features: Float[Tensor, "*bs feat"]) -> Float[Tensor, "*bs 1"]:
-        return self.mlp(geometry_features.detach())
+        """Relevance of each sample; features of any float dtype (tinycudann gives fp16) are cast to the head's."""
+        weight_dtype = next(self.mlp.parameters()).dtype
+        return self.mlp(geometry_features.detach().to(weight_dtype))
 
 
 def render_relevance(

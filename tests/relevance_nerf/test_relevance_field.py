@@ -1,0 +1,15 @@
+import torch
+
+from relevance_nerf.relevance_field import RelevanceHead
+
+
+def test_head_accepts_half_precision_features_outside_autocast():
+    """tinycudann's nerfacto field returns fp16 geometry features; renders run outside autocast."""
+    torch.manual_seed(0)
+    head = RelevanceHead(in_dim=15, hidden_dim=8, num_layers=2)
+    features = torch.randn(4, 24, 15).half()
+    relevance = head(features)
+    assert relevance.dtype == torch.float32
+    assert relevance.shape == (4, 24, 1)
+    # The same as the fp32 features the fp16 ones hold exactly.
+    torch.testing.assert_close(relevance, head(features.float()), rtol=0, atol=0)
