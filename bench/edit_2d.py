@@ -18,6 +18,7 @@ from typing import Literal, get_args
 
 import torch
 import tyro
+from diffusers import StableDiffusionInstructPix2PixPipeline
 from measure import peak_memory_mib, seconds  # bench/measure.py (scripts run from bench/)
 
 from editaction import EditConfig, Editor, RelevanceConfig
@@ -45,28 +46,23 @@ def interleaved_medians(variants: dict[str, Callable[[], object]], repeats: int,
     return {name: statistics.median(values) for name, values in timings.items()}
 
 
-def main() -> None:
-    args = tyro.cli(BenchArgs, description=__doc__)
-    device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    dtype = torch.float16 if device.type == "cuda" else torch.float32
-    torch.set_grad_enabled(False)
-    pipe = build_pipeline(SD15_ARCHITECTURE if args.arch == "sd15" else IP2PArchitecture()).to(device)
-    if dtype != torch.float32:
-        pipe.to(dtype=dtype)
-    pipe.set_progress_bar_config(disable=True)
+def edit_variants(
+    pipe: StableDiffusionInstructPix2PixPipeline, size: int, steps: int, device: torch.device
+) -> dict[str, Callable[[], object]]:
+    """The variants compared, each one call: diffusers' pipeline first (the baseline), then the Editor's."""
     editor = Editor(pipe)
-    image = torch.rand(1, 3, args.size, args.size)
-    relevance = torch.zeros(1, 1, args.size, args.size)
-    relevance[..., : args.size // 2, :] = 1.0
+    image = torch.rand(1, 3, size, size)
+    relevance = torch.zeros(1, 1, size, size)
+    relevance[..., : size // 2, :] = 1.0
     text = "make the red cube blue"
-    plain, masked = EditConfig(steps=args.steps, threshold=0.0), EditConfig(steps=args.steps, threshold=0.5)
+    plain, masked = EditConfig(steps=steps, threshold=0.0), EditConfig(steps=steps, threshold=0.5)
 
     def seeded() -> torch.Generator:
         return torch.Generator(device.type).manual_seed(0)
 
     variants = {
         "diffusers IP2P pipeline": lambda: pipe(
-            text, image=image, num_inference_steps=args.steps, generator=seeded(), output_type="pt"
+            text, image=image, num_inference_steps=steps, generator=seeded(), output_type="pt"
         ),
         "Editor.edit, no mask": lambda: editor.edit(image, text, config=plain, generator=seeded()),
         "Editor.edit, relevance mask": lambda: editor.edit(
@@ -82,6 +78,19 @@ def main() -> None:
             config=masked,
             generator=seeded(),
         )
+    return variants
+
+
+def main() -> None:
+    args = tyro.cli(BenchArgs, description=__doc__)
+    device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    dtype = torch.float16 if device.type == "cuda" else torch.float32
+    torch.set_grad_enabled(False)
+    pipe = build_pipeline(SD15_ARCHITECTURE if args.arch == "sd15" else IP2PArchitecture()).to(device)
+    if dtype != torch.float32:
+        pipe.to(dtype=dtype)
+    pipe.set_progress_bar_config(disable=True)
+    variants = edit_variants(pipe, args.size, args.steps, device)
     print(f"device {device} ({dtype}), arch {args.arch}, {args.size} px, {args.steps} steps, median of {args.repeats}")
     medians = interleaved_medians(variants, args.repeats, device)
     memory = {name: peak_memory_mib(run, device) for name, run in variants.items()}

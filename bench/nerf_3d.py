@@ -25,8 +25,7 @@ from measure import peak_memory_mib, seconds  # bench/measure.py (scripts run fr
 from nerfstudio.engine.callbacks import TrainingCallbackLocation
 from nerfstudio.engine.trainer import Trainer
 
-from relevance_nerf.method_configs import NERFACTO_MODEL, nerfacto_optimizers, relevance_edit
-from relevance_nerf.model import OfflineNerfactoModelConfig
+from relevance_nerf.method_configs import nerfacto_offline, relevance_edit
 from toyworld import SceneSpec, write_scene
 from toyworld.method_configs import nerfacto_tiny, relevance_edit_tiny
 from toyworld.tiny import SD15_ARCHITECTURE, IP2PArchitecture, build_pipeline, save_pipeline
@@ -48,20 +47,14 @@ class BenchArgs:
     device: str | None = None
 
 
-def _configs(preset: str, data: Path, editor: Path, device: str, out: Path):
+def bench_configs(preset: str, data: Path, editor: Path, device: str, out: Path):
+    """nerfacto and relevance-edit configs that differ only in the relevance parts; edits are triggered by hand."""
     edit = copy.deepcopy((relevance_edit_tiny if preset == "tiny" else relevance_edit).config)
     edit.pipeline.text, edit.pipeline.editor = "make the red cube blue", str(editor)
     edit.pipeline.relevance_warmup_steps = 0
     edit.pipeline.edit_rate = 10**9  # edits are triggered explicitly below
-    if preset == "tiny":
-        base = copy.deepcopy(nerfacto_tiny.config)
-    else:  # nerfacto with the same datamanager as the edit method, so only the relevance parts differ
-        base = copy.deepcopy(edit)
-        base.method_name = "nerfacto"
-        base.pipeline = copy.deepcopy(nerfacto_tiny.config.pipeline)
-        base.pipeline.model = OfflineNerfactoModelConfig(**NERFACTO_MODEL)
-        base.pipeline.datamanager.train_num_rays_per_batch = edit.pipeline.datamanager.train_num_rays_per_batch
-        base.optimizers = nerfacto_optimizers(200000, with_relevance=False)
+    # nerfacto of the same sizes: only the relevance parts (head, datamanager buffers, edits) differ.
+    base = copy.deepcopy((nerfacto_tiny if preset == "tiny" else nerfacto_offline).config)
     for config in (base, edit):
         config.pipeline.datamanager.data = data
         config.output_dir, config.vis = out, "tensorboard"
@@ -70,13 +63,15 @@ def _configs(preset: str, data: Path, editor: Path, device: str, out: Path):
     return base, edit
 
 
-def _trainer(config) -> Trainer:
+def build_trainer(config) -> Trainer:
+    """A set-up trainer of ``config`` (no viewer)."""
     trainer = config.setup(local_rank=0, world_size=1)
     trainer.setup()
     return trainer
 
 
-def _iteration(trainer: Trainer, step: int) -> None:
+def run_iteration(trainer: Trainer, step: int) -> None:
+    """One training iteration with its callbacks, as ``Trainer.train`` runs it."""
     for callback in trainer.callbacks:
         callback.run_callback_at_location(step, location=TrainingCallbackLocation.BEFORE_TRAIN_ITERATION)
     trainer.train_iteration(step)
@@ -92,34 +87,34 @@ def main() -> None:
         data = args.data or write_scene(tmp / "scene", SceneSpec(size=args.size)).parent
         arch = SD15_ARCHITECTURE if args.editor_arch == "sd15" else IP2PArchitecture()
         editor = save_pipeline(build_pipeline(arch), tmp / "editor")
-        base_config, edit_config = _configs(args.preset, data, editor, device, tmp / "runs")
-        base, edit = _trainer(base_config), _trainer(edit_config)
+        base_config, edit_config = bench_configs(args.preset, data, editor, device, tmp / "runs")
+        base, edit = build_trainer(base_config), build_trainer(edit_config)
 
         pipeline = edit.pipeline
         relevance_seconds = seconds(pipeline.compute_relevance_targets, device)
         for step in range(3):  # warm-up: allocator, first-call overheads
-            _iteration(base, step)
-            _iteration(edit, step)
+            run_iteration(base, step)
+            run_iteration(edit, step)
 
         times: dict[str, list[float]] = {"nerfacto": [], "relevance-edit": [], "relevance-edit + edit": []}
         step = 3
         for _ in range(args.blocks):
             for _ in range(args.iterations):
-                times["nerfacto"].append(seconds(lambda s=step: _iteration(base, s), device))
+                times["nerfacto"].append(seconds(lambda s=step: run_iteration(base, s), device))
                 step += 1
             for _ in range(args.iterations):
-                times["relevance-edit"].append(seconds(lambda s=step: _iteration(edit, s), device))
+                times["relevance-edit"].append(seconds(lambda s=step: run_iteration(edit, s), device))
                 step += 1
         peaks = {  # extra memory one iteration needs at its peak, one method at a time
-            "nerfacto": peak_memory_mib(lambda s=step: _iteration(base, s), device),
-            "relevance-edit": peak_memory_mib(lambda s=step + 1: _iteration(edit, s), device),
+            "nerfacto": peak_memory_mib(lambda s=step: run_iteration(base, s), device),
+            "relevance-edit": peak_memory_mib(lambda s=step + 1: run_iteration(edit, s), device),
         }
         step += 2
         for _ in range(args.edits):
 
             def edit_iteration(s=step):
                 pipeline.edit_view(pipeline.next_view())
-                _iteration(edit, s)
+                run_iteration(edit, s)
 
             times["relevance-edit + edit"].append(seconds(edit_iteration, device))
             step += 1

@@ -1,0 +1,186 @@
+"""GPU check of the real-user path: the SD-1.5-size editor and the 3D presets on CUDA, one markdown table.
+
+    make gpu-check                      # python bench/gpu_check.py: about 5 minutes on one H100 or H200
+    python bench/gpu_check.py --iterations 30 --size-2d 128 --steps-2d 4 --scene-size 64   # quick try
+
+(a) 2D: the SD-1.5-size editor (random weights, fp16): diffusers' InstructPix2Pix pipeline vs
+    ``Editor.edit`` with a relevance mask vs relevance map + masked edit; median seconds, peak GPU memory.
+(b) 3D: ``nerfacto-offline`` and ``relevance-edit`` (nerfacto's published sizes, mixed precision) on the
+    toy scene, each trained ``iterations`` steps from scratch, relevance-edit editing one view every
+    ``edit_rate`` steps with that editor; seconds per iteration without and with an edit, peak GPU memory.
+    Then ``relevance-edit-tiny`` (mixed precision off, the embedded toy editor in fp16), whose tinycudann
+    fp16 features once crashed the relevance head.
+(c) Whether tinycudann ran the hash grids.
+Every edit and render is checked for non-finite values (fp16 overflow); a failed check ends the table with
+``FAILED`` lines and exit code 1. Weights are random: speed and memory do not depend on their values.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import statistics
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import tyro
+from edit_2d import edit_variants, interleaved_medians  # bench/ scripts, run from bench/
+from measure import peak_memory_mib, seconds
+from nerf_3d import bench_configs, build_trainer, run_iteration
+
+from toyworld import SceneSpec, write_scene
+from toyworld.method_configs import relevance_edit_tiny
+from toyworld.tiny import SD15_ARCHITECTURE, build_pipeline, save_pipeline
+
+
+@dataclass
+class GpuCheckArgs:
+    size_2d: int = 512
+    """Image side of the 2D edit (IP2P's working size)."""
+    steps_2d: int = 20
+    repeats: int = 3
+    scene_size: int = 256
+    """Image side of the toy scene's views."""
+    iterations: int = 300
+    edit_rate: int = 10
+    """Edit one view every this many steps (Instruct-NeRF2NeRF: 10)."""
+    tiny_iterations: int = 30
+    device: str = "cuda"
+    """``cpu`` tries the script itself at small sizes (memory then is peak RSS, the editor fp32)."""
+
+
+@dataclass
+class RunTimes:
+    plain: list[float]
+    with_edit: list[float]
+    peak_mib: float
+    uses_tcnn: bool
+    finite: bool
+
+    def median(self, which: str) -> float:
+        values = getattr(self, which)
+        return statistics.median(values) if values else float("nan")
+
+
+def _uses_tcnn(model: torch.nn.Module) -> bool:
+    return any(type(module).__module__.startswith("tinycudann") for module in model.modules())
+
+
+def _train(config, iterations: int, device: torch.device, prepare=None) -> RunTimes:
+    """Set up and train ``iterations`` steps; peak memory of the whole run."""
+    runs: list[RunTimes] = []
+    peak_mib = peak_memory_mib(lambda: runs.append(_timed_training(config, iterations, device, prepare)), device)
+    runs[0].peak_mib = peak_mib
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+    return runs[0]
+
+
+def _timed_training(config, iterations: int, device: torch.device, prepare) -> RunTimes:
+    """Time each iteration, sorted by whether the relevance-edit pipeline edited in it; check renders are finite."""
+    trainer = build_trainer(config)
+    pipeline = trainer.pipeline
+    if prepare is not None:
+        prepare(pipeline)
+    times = RunTimes([], [], 0.0, _uses_tcnn(pipeline.model), True)
+    for step in range(iterations):
+        edits_before = getattr(pipeline, "edits_done", 0)
+        elapsed = seconds(lambda s=step: run_iteration(trainer, s), device)
+        if step >= 2:  # the first iterations pay for CUDA's lazy initialisation
+            (times.with_edit if getattr(pipeline, "edits_done", 0) > edits_before else times.plain).append(elapsed)
+    if hasattr(pipeline, "edits_done"):
+        for index in range(min(3, pipeline.datamanager.num_views)):
+            rendered = pipeline.render_view(index)
+            times.finite &= bool(torch.isfinite(rendered["rgb"]).all() and torch.isfinite(rendered["relevance"]).all())
+            times.finite &= bool(torch.isfinite(pipeline.datamanager.image(index)).all())
+    return times
+
+
+def main() -> int:
+    args = tyro.cli(GpuCheckArgs, description=__doc__)
+    device = torch.device(args.device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        print("error: no CUDA device: the GPU check needs one (--device cpu tries the script at small sizes)")
+        return 2
+    dtype = torch.float16 if device.type == "cuda" else torch.float32
+    start = time.perf_counter()
+    torch.manual_seed(0)
+    rows: list[str] = []
+    failures: list[str] = []
+
+    # (a) 2D editor at SD-1.5 size, fp16.
+    pipe = build_pipeline(SD15_ARCHITECTURE).to(device, dtype)
+    pipe.set_progress_bar_config(disable=True)
+    variants = edit_variants(pipe, args.size_2d, args.steps_2d, device)
+    del variants["Editor.edit, no mask"], variants["relevance_map (pixel space) + masked edit"]
+    with torch.no_grad():
+        medians = interleaved_medians(variants, args.repeats, device)
+        peaks = {name: peak_memory_mib(run, device) for name, run in variants.items()}
+        result = variants["relevance_map (latent space) + masked edit"]()
+    if not torch.isfinite(result.images).all():
+        failures.append("2D: the fp16 masked edit returned non-finite pixels")
+    baseline = next(iter(variants))
+    label = f"2D, SD-1.5 size {str(dtype)[6:]}, {args.size_2d} px, {args.steps_2d} steps"
+    for name in variants:
+        rows.append(
+            f"| {label} | {name} | {medians[name]:.3f} s | {medians[name] / medians[baseline]:.3f} "
+            f"| {peaks[name]:.0f} | {peaks[name] / peaks[baseline]:.2f} |"
+        )
+    del pipe, variants
+
+    # (b) 3D presets on the toy scene with the same editor architecture (saved, then loaded as users do).
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        data = write_scene(tmp / "scene", SceneSpec(size=args.scene_size)).parent
+        editor = save_pipeline(build_pipeline(SD15_ARCHITECTURE), tmp / "editor")
+        base_config, edit_config = bench_configs("full", data, editor, device.type, tmp / "runs")
+        edit_config.pipeline.edit_rate = args.edit_rate
+        base = _train(base_config, args.iterations, device)
+        edit = _train(edit_config, args.iterations, device, prepare=lambda p: p.compute_relevance_targets())
+        label = f"3D, full presets, toy scene {args.scene_size} px, {args.iterations} steps"
+        nerfacto_s = base.median("plain")
+        rows.append(f"| {label} | nerfacto-offline | {nerfacto_s:.4f} s/it | 1.000 | {base.peak_mib:.0f} | 1.00 |")
+        for name, values in (("no edit", edit.plain), ("with an edit", edit.with_edit)):
+            value = statistics.median(values) if values else float("nan")
+            rows.append(
+                f"| {label} | relevance-edit, {name} ({len(values)} its) | {value:.4f} s/it | {value / nerfacto_s:.3f} "
+                f"| {edit.peak_mib:.0f} | {edit.peak_mib / base.peak_mib:.2f} |"
+            )
+        if not edit.finite:
+            failures.append("3D: relevance-edit rendered or wrote non-finite values")
+
+        # relevance-edit-tiny as a CUDA user runs it: mixed precision off, tcnn if installed, toy editor in fp16.
+        tiny_config = relevance_edit_tiny.config
+        tiny_config.pipeline.datamanager.data = data
+        tiny_config.output_dir, tiny_config.vis = tmp / "runs", "tensorboard"
+        tiny_config.pipeline.text = "make the red cube blue"
+        tiny_config.pipeline.relevance_warmup_steps = 0
+        tiny_config.machine.device_type = device.type
+        tiny = _train(tiny_config, args.tiny_iterations, device)
+        rows.append(
+            f"| 3D, relevance-edit-tiny, mixed precision off, {args.tiny_iterations} steps | with an edit "
+            f"({len(tiny.with_edit)} its) | {tiny.median('with_edit'):.4f} s/it | | {tiny.peak_mib:.0f} | |"
+        )
+        if not tiny.finite:
+            failures.append("3D: relevance-edit-tiny rendered or wrote non-finite values")
+
+    # (c) tinycudann.
+    installed = importlib.util.find_spec("tinycudann") is not None
+    used = base.uses_tcnn or edit.uses_tcnn or tiny.uses_tcnn
+    name = torch.cuda.get_device_name(0) if device.type == "cuda" else "CPU"
+    print(f"\n{name}, torch {torch.__version__}, CUDA {torch.version.cuda}")
+    print("| part | variant | time | x first row of part | peak GPU MiB | x first row |\n|---|---|---|---|---|---|")
+    print("\n".join(rows))
+    yes_no = {True: "yes", False: "no"}
+    print(f"| tinycudann | installed: {yes_no[installed]}; the hash grids ran on it: {yes_no[used]} | | | | |")
+    print(f"\ntotal {time.perf_counter() - start:.0f} s")
+    for failure in failures:
+        print(f"FAILED: {failure}")
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
