@@ -134,7 +134,7 @@ class RelevanceNerfactoModel(OfflineNerfactoModel):
         training, and the field a zero (or mean) appearance embedding. Here the rays carry ``index``, get the
         optimiser's correction of that view exactly as training applies it, and the field embeds ``index``.
         """
-        rays = cameras.generate_rays(camera_indices=index, keep_shape=True).to(self.device)
+        rays = cameras.to(self.device).generate_rays(camera_indices=index, keep_shape=True)
         flat = rays.flatten()
         self.camera_optimizer.apply_to_raybundle(flat)
         was_training = self.training
