@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 import torch
 from nerfstudio.cameras.cameras import Cameras
 from nerfstudio.cameras.rays import RayBundle
-from nerfstudio.data.scene_box import OrientedBox
 from nerfstudio.field_components.field_heads import FieldHeadNames
 from nerfstudio.model_components.losses import MSELoss, scale_gradients_by_distance_squared
 from nerfstudio.models.nerfacto import NerfactoModel, NerfactoModelConfig
@@ -121,8 +120,27 @@ class RelevanceNerfactoModel(OfflineNerfactoModel):
         return loss_dict
 
     @torch.no_grad()
-    def get_outputs_for_camera(self, camera: Cameras, obb_box: OrientedBox | None = None) -> dict[str, Tensor]:
+    def get_outputs_for_camera_ray_bundle(self, camera_ray_bundle: RayBundle) -> dict[str, Tensor]:
         """A full view; adds the binary ``edit_mask`` (it needs the whole view to normalise relevance)."""
-        outputs = super().get_outputs_for_camera(camera, obb_box=obb_box)
+        outputs = super().get_outputs_for_camera_ray_bundle(camera_ray_bundle)
         outputs[EDIT_MASK] = edit_mask(outputs[RELEVANCE], self.config.edit_mask_threshold).float()
         return outputs
+
+    @torch.no_grad()
+    def get_outputs_for_training_view(self, cameras: Cameras, index: int) -> dict[str, Tensor]:
+        """Training view ``index`` of ``cameras`` as its training rays see it, in eval mode (no sampling jitter).
+
+        ``get_outputs_for_camera`` gives the rays camera index 0, no camera-optimiser correction outside
+        training, and the field a zero (or mean) appearance embedding. Here the rays carry ``index``, get the
+        optimiser's correction of that view exactly as training applies it, and the field embeds ``index``.
+        """
+        rays = cameras.to(self.device).generate_rays(camera_indices=index, keep_shape=True)
+        flat = rays.flatten()
+        self.camera_optimizer.apply_to_raybundle(flat)
+        was_training = self.training
+        self.eval()
+        self.field.training = True  # this flag alone (not the field's submodules) selects the rays' embedding
+        try:
+            return self.get_outputs_for_camera_ray_bundle(flat.reshape(rays.shape))
+        finally:
+            self.train(was_training)

@@ -220,13 +220,12 @@ class RelevanceEditPipeline(VanillaPipeline):
 
     @torch.no_grad()
     def render_view(self, index: int) -> dict[str, Tensor]:
-        """Render training view ``index`` in full (eval mode: no camera-optimiser jitter)."""
-        camera = self.datamanager.train_dataset.cameras[index : index + 1].to(self.device)
-        was_training = self.model.training
-        self.model.eval()
-        outputs = self.model.get_outputs_for_camera(camera)
-        self.model.train(was_training)
-        return outputs
+        """Render training view ``index`` in full with its optimised pose and its appearance embedding.
+
+        The edit is composited into the view's training image, whose rays see both: a render without them
+        would misalign the edit against the image it overwrites (seams, doubled edges on real captures).
+        """
+        return self.model.get_outputs_for_training_view(self.datamanager.train_dataset.cameras, index)
 
     @torch.no_grad()
     def edit_view(self, index: int) -> Bool[Tensor, "h w 1"]:

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 
 import pytest
 import torch
 import tyro
+from nerfstudio.cameras.camera_optimizers import CameraOptimizerConfig
 from nerfstudio.configs.method_configs import AnnotatedBaseConfigUnion
 from nerfstudio.scripts import train as ns_train_script
 from nerfstudio.utils.eval_utils import eval_setup
@@ -94,6 +96,71 @@ def test_rendered_relevance_is_one_channel_in_0_1_with_a_binary_mask(pipeline):
     assert outputs[RELEVANCE].shape == (32, 32, 1) and outputs[EDIT_MASK].shape == (32, 32, 1)
     assert 0.0 <= outputs[RELEVANCE].min() and outputs[RELEVANCE].max() <= 1.0
     assert set(outputs[EDIT_MASK].unique().tolist()) <= {0.0, 1.0}
+
+
+@pytest.fixture(scope="module")
+def corrected_pipeline(toy_scene, tiny_checkpoint) -> RelevanceEditPipeline:
+    """The pipeline with nerfacto's camera optimiser on and a known, different pose correction of every view."""
+    model = dataclasses.replace(
+        relevance_edit_tiny.config.pipeline.model, camera_optimizer=CameraOptimizerConfig(mode="SO3xR3")
+    )
+    pipeline = _pipeline(toy_scene, tiny_checkpoint, model=model)
+    adjustment = pipeline.model.camera_optimizer.pose_adjustment
+    with torch.no_grad():  # translations up to 0.15, rotations up to 0.1 rad
+        adjustment.copy_(torch.linspace(-1.0, 1.0, adjustment.numel()).reshape(adjustment.shape) * 0.15)
+        adjustment[:, 3:] *= 2.0 / 3.0
+    return pipeline
+
+
+def _rendered_rays(pipeline: RelevanceEditPipeline, index: int, monkeypatch) -> list:
+    """The ray bundles ``render_view(index)`` passes to the model."""
+    bundles = []
+    get_outputs = pipeline.model.get_outputs
+
+    def record(ray_bundle):
+        bundles.append(copy.deepcopy(ray_bundle))
+        return get_outputs(ray_bundle)
+
+    monkeypatch.setattr(pipeline.model, "get_outputs", record)
+    pipeline.render_view(index)
+    monkeypatch.undo()
+    return bundles
+
+
+def test_edits_render_the_rays_that_train_their_view(corrected_pipeline, monkeypatch):
+    """The edit overwrites view i's training image: it must be rendered from view i's corrected pose, index i."""
+    datamanager, model = corrected_pipeline.datamanager, corrected_pipeline.model
+    height, width = datamanager.original_images.shape[1:3]
+    rows, columns = torch.meshgrid(torch.arange(height), torch.arange(width), indexing="ij")
+    for index in (3, 6):
+        pixels = torch.stack([torch.full_like(rows, index), rows, columns], dim=-1).reshape(-1, 3)
+        training = datamanager.train_ray_generator(pixels)  # what a training batch of view i holds ...
+        uncorrected = training.origins.clone()
+        model.camera_optimizer.apply_to_raybundle(training)  # ... and what nerfacto's training forward makes of it
+        assert (training.origins - uncorrected).norm(dim=-1).min() > 0.05  # the correction is not negligible
+
+        rendered = _rendered_rays(corrected_pipeline, index, monkeypatch)
+        origins = torch.cat([bundle.origins for bundle in rendered])
+        directions = torch.cat([bundle.directions for bundle in rendered])
+        assert torch.allclose(origins, training.origins, atol=1e-5)
+        assert torch.allclose(directions, training.directions, atol=1e-5)
+        assert all(bool((bundle.camera_indices == index).all()) for bundle in rendered)
+
+
+def test_edits_render_the_appearance_embedding_of_their_view(corrected_pipeline):
+    weights = corrected_pipeline.model.field.embedding_appearance.embedding.weight
+    saved = weights.detach().clone()
+    before = corrected_pipeline.render_view(2)["rgb"]
+    try:
+        with torch.no_grad():
+            weights[5] += 1.0
+        assert torch.equal(corrected_pipeline.render_view(2)["rgb"], before)  # another view's embedding
+        with torch.no_grad():
+            weights[2] += 1.0
+        assert (corrected_pipeline.render_view(2)["rgb"] - before).abs().max() > 1e-3
+    finally:
+        with torch.no_grad():
+            weights.copy_(saved)
 
 
 @pytest.mark.slow
