@@ -1,7 +1,8 @@
 """GPU check of the real-user path: the SD-1.5-size editor and the 3D presets on CUDA, one markdown table.
 
     make gpu-check                      # python bench/gpu_check.py: about 5 minutes on one H100 or H200
-    python bench/gpu_check.py --iterations 30 --size-2d 128 --steps-2d 4 --scene-size 64   # quick try
+    python bench/gpu_check.py --device cpu --editor-arch tiny --iterations 12 --size-2d 64 --steps-2d 2 \
+        --repeats 1 --scene-size 32 --edit-rate 5 --tiny-iterations 8     # tries the script on a CPU
 
 (a) 2D: the SD-1.5-size editor (random weights, fp16): diffusers' InstructPix2Pix pipeline vs
     ``Editor.edit`` with a relevance mask vs relevance map + masked edit; median seconds, peak GPU memory.
@@ -24,6 +25,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import torch
 import tyro
@@ -33,7 +35,7 @@ from nerf_3d import bench_configs, build_trainer, run_iteration
 
 from toyworld import SceneSpec, write_scene
 from toyworld.method_configs import relevance_edit_tiny
-from toyworld.tiny import SD15_ARCHITECTURE, build_pipeline, save_pipeline
+from toyworld.tiny import SD15_ARCHITECTURE, IP2PArchitecture, build_pipeline, save_pipeline
 
 
 @dataclass
@@ -50,6 +52,8 @@ class GpuCheckArgs:
     tiny_iterations: int = 30
     device: str = "cuda"
     """``cpu`` tries the script itself at small sizes (memory then is peak RSS, the editor fp32)."""
+    editor_arch: Literal["sd15", "tiny"] = "sd15"
+    """``tiny`` (a test-size editor) only to try the script on a CPU."""
 
 
 @dataclass
@@ -112,7 +116,8 @@ def main() -> int:
     failures: list[str] = []
 
     # (a) 2D editor at SD-1.5 size, fp16.
-    pipe = build_pipeline(SD15_ARCHITECTURE).to(device, dtype)
+    arch = SD15_ARCHITECTURE if args.editor_arch == "sd15" else IP2PArchitecture()
+    pipe = build_pipeline(arch).to(device, dtype)
     pipe.set_progress_bar_config(disable=True)
     variants = edit_variants(pipe, args.size_2d, args.steps_2d, device)
     del variants["Editor.edit, no mask"], variants["relevance_map (pixel space) + masked edit"]
@@ -123,7 +128,7 @@ def main() -> int:
     if not torch.isfinite(result.images).all():
         failures.append("2D: the fp16 masked edit returned non-finite pixels")
     baseline = next(iter(variants))
-    label = f"2D, SD-1.5 size {str(dtype)[6:]}, {args.size_2d} px, {args.steps_2d} steps"
+    label = f"2D, {args.editor_arch} editor {str(dtype)[6:]}, {args.size_2d} px, {args.steps_2d} steps"
     for name in variants:
         rows.append(
             f"| {label} | {name} | {medians[name]:.3f} s | {medians[name] / medians[baseline]:.3f} "
@@ -135,7 +140,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         data = write_scene(tmp / "scene", SceneSpec(size=args.scene_size)).parent
-        editor = save_pipeline(build_pipeline(SD15_ARCHITECTURE), tmp / "editor")
+        editor = save_pipeline(build_pipeline(arch), tmp / "editor")
         base_config, edit_config = bench_configs("full", data, editor, device.type, tmp / "runs")
         edit_config.pipeline.edit_rate = args.edit_rate
         base = _train(base_config, args.iterations, device)
