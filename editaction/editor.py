@@ -24,6 +24,8 @@ import torch
 import torch.nn.functional as F
 from diffusers import DDIMScheduler, StableDiffusionInstructPix2PixPipeline
 from diffusers.utils.torch_utils import randn_tensor
+from huggingface_hub.errors import HfHubHTTPError
+from huggingface_hub.utils import httpx as hub_http  # the HTTP client huggingface_hub uses, under a stable name
 from jaxtyping import Bool, Float
 from torch import Tensor
 
@@ -32,6 +34,10 @@ from editaction.masking import binarize, composite, to_latent_mask
 from editaction.relevance import predicted_clean_latents, prediction_gap, relevance_from_gap
 
 IP2P_PIPELINE = "StableDiffusionInstructPix2PixPipeline"
+FP16_UNET = "unet/diffusion_pytorch_model.fp16.safetensors"
+"""diffusers' name of a UNet's fp16 variant weights (timbrooks/instruct-pix2pix ships them for every component;
+diffusers loads the default weights of a component without them)."""
+DEFAULT_UNET = "unet/diffusion_pytorch_model.safetensors"
 
 
 class EditorLoadError(ValueError):
@@ -78,15 +84,40 @@ def check_editor_source(model: str | os.PathLike) -> None:
         raise EditorLoadError(f"{model} is not in the local Hugging Face cache and HF_HUB_OFFLINE is set")
 
 
+def _fp16_variant_available(model: str | os.PathLike) -> bool:
+    """Whether ``model`` has fp16 variant weights to load. A hub id prefers what is cached (the variant, else the
+    default weights: no second download) and asks the hub for its file list only when online and nothing is cached."""
+    path = Path(model)
+    if path.is_dir():
+        return (path / FP16_UNET).is_file()
+
+    def cached(name: str) -> bool:
+        return isinstance(huggingface_hub.try_to_load_from_cache(str(model), name), str)
+
+    if cached(FP16_UNET):
+        return True
+    if cached(DEFAULT_UNET) or huggingface_hub.constants.HF_HUB_OFFLINE:
+        return False
+    try:
+        return huggingface_hub.file_exists(str(model), FP16_UNET)
+    except (HfHubHTTPError, hub_http.TransportError):
+        return False  # from_pretrained reports the unreachable hub
+
+
 def load_pipeline(
     model: str | os.PathLike, device: torch.device, dtype: torch.dtype
 ) -> StableDiffusionInstructPix2PixPipeline:
-    """Load an IP2P-family checkpoint (directory or hub id) with a DDIM scheduler; no safety checker."""
+    """Load an IP2P-family checkpoint (directory or hub id) with a DDIM scheduler; no safety checker.
+
+    In float16, a checkpoint's fp16 variant weights are loaded where it has them (half the download and memory).
+    """
     check_editor_source(model)
+    variant = "fp16" if dtype == torch.float16 and _fp16_variant_available(model) else None
     try:
         pipe = StableDiffusionInstructPix2PixPipeline.from_pretrained(
             str(model),
             dtype=dtype,
+            variant=variant,
             safety_checker=None,
             feature_extractor=None,
             requires_safety_checker=False,

@@ -12,14 +12,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+import torch
 from nerfstudio.engine.callbacks import TrainingCallback, TrainingCallbackLocation
 from nerfstudio.engine.trainer import Trainer, TrainerConfig
 from nerfstudio.utils import writer
 from nerfstudio.utils.rich_utils import CONSOLE
 
-from relevance_nerf.checkpoints import latest_step
+from relevance_nerf.checkpoints import METRIC_PREFIXES, MODEL_PREFIX, latest_step, model_mismatch
 from relevance_nerf.errors import RelevanceEditError
 from relevance_nerf.pipeline import RelevanceEditPipeline, RelevanceEditPipelineConfig
+from relevance_nerf.relevance_field import RelevanceHead
 
 
 @dataclass
@@ -52,43 +54,45 @@ class RelevanceEditTrainerConfig(TrainerConfig):
         return self.pipeline.text or self.text or ""
 
 
-def _checkpoint_run_dir(config: TrainerConfig) -> Path | None:
-    """The run directory of the checkpoint this run starts from, after checking that the checkpoint exists."""
+def _checkpoint_file(config: TrainerConfig) -> Path | None:
+    """The checkpoint this run starts from, after checking that it exists."""
     if config.load_dir is not None:
         load_dir = Path(config.load_dir)
-        if config.load_step is not None:
-            wanted = load_dir / f"step-{config.load_step:09d}.ckpt"
-            if not wanted.is_file():
-                raise RelevanceEditError(f"--load-dir {load_dir} has no checkpoint for step {config.load_step}")
-        elif latest_step(load_dir) is None:
+        step = config.load_step if config.load_step is not None else latest_step(load_dir)
+        if step is None:
             raise RelevanceEditError(
                 f"--load-dir {load_dir} holds no nerfstudio checkpoint (step-*.ckpt); "
                 "pass the nerfstudio_models folder of a finished run"
             )
-        return load_dir.parent
+        checkpoint = load_dir / f"step-{step:09d}.ckpt"
+        if not checkpoint.is_file():
+            raise RelevanceEditError(f"--load-dir {load_dir} has no checkpoint for step {step}")
+        return checkpoint
     if config.load_checkpoint is not None:
         checkpoint = Path(config.load_checkpoint)
         if not checkpoint.is_file():
             raise RelevanceEditError(f"--load-checkpoint {checkpoint} does not exist")
-        return checkpoint.parent.parent
+        return checkpoint
     return None
 
 
 class RelevanceEditTrainer(Trainer):
     config: RelevanceEditTrainerConfig
     pipeline: RelevanceEditPipeline
+    _checkpoint: Path | None = None
+    """The checkpoint this run starts from (``step-*.ckpt``), set in ``setup``."""
 
     def setup(self, test_mode: Literal["test", "val", "inference"] = "val") -> None:
         try:
             self.config.pipeline.text = self.config.resolved_text()
-            resume_from = _checkpoint_run_dir(self.config)
-            if resume_from is None:
+            self._checkpoint = _checkpoint_file(self.config)
+            if self._checkpoint is None:
                 CONSOLE.print(
                     "[yellow]No --load-dir: editing a NeRF trained from scratch. Train nerfacto first "
                     "and pass its nerfstudio_models folder with --load-dir for the intended use."
                 )
             super().setup(test_mode)
-            self.pipeline.bind_run(self.base_dir, resume_from)
+            self.pipeline.bind_run(self.base_dir, None if self._checkpoint is None else self._checkpoint.parent.parent)
         except RelevanceEditError as error:
             raise SystemExit(f"error: {error}") from None
         self.callbacks.append(  # once, at the first step: train() has set nerfstudio's count by then
@@ -98,6 +102,26 @@ class RelevanceEditTrainer(Trainer):
                 iters=(self._start_step,),
             )
         )
+
+    def _load_checkpoint(self) -> None:
+        """nerfstudio's loading, once the checkpoint's model fits this one (a relevance head may be missing:
+        plain nerfacto checkpoints have none; so may untrained metrics). nerfstudio loads with strict=False, so
+        a checkpoint of another preset, hash-grid implementation or data set would start a partly untrained field."""
+        if self._checkpoint is not None:
+            saved = torch.load(self._checkpoint, map_location="cpu", weights_only=True, mmap=True)["pipeline"]
+            heads = tuple(
+                f"{MODEL_PREFIX}{name}."
+                for name, module in self.pipeline.model.named_children()
+                if isinstance(module, RelevanceHead)
+            )
+            problem = model_mismatch(self.pipeline.state_dict(), saved, optional=heads + METRIC_PREFIXES)
+            if problem is not None:
+                load_dir = self.config.load_dir
+                source = f"--load-dir {load_dir}" if load_dir is not None else f"--load-checkpoint {self._checkpoint}"
+                raise RelevanceEditError(
+                    f"{source} does not match this model ({problem}); was it trained with another preset or data set?"
+                )
+        super()._load_checkpoint()
 
     def _progress_to_last_step(self, step: int) -> None:
         """Progress and ETA towards this run's last step: nerfstudio assumes runs start at 0, these start after

@@ -182,7 +182,10 @@ def run_demo(args: DemoArgs) -> Path:
         raise DemoError("the evaluation failed")
     minutes = (time.perf_counter() - started) / 60
     CONSOLE.print(f"[bold green]demo finished in {minutes:.1f} min[/]: {report}/metrics.md, strips/, orbit.gif")
-    CONSOLE.print(f"inspect the edit: ns-viewer --load-config {runs['relevance-edit']}/config.yml")
+    CONSOLE.print(  # ns-viewer's own default host is 0.0.0.0: it does not read the run's
+        f"inspect the edit: ns-viewer --load-config {runs['relevance-edit']}/config.yml "
+        "--viewer.websocket-host 127.0.0.1"
+    )
     return report
 
 

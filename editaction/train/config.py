@@ -36,6 +36,9 @@ class TrainConfig:
     """Gradient clipping norm."""
     lambda_action: float = 0.5
     """Weight of the contrastive action loss (EditAction author's code: 0.5); 0 trains plain IP2P."""
+    ignore_stop_words: bool = True
+    """Negatives for the action loss share no token with the right instruction, not counting stop words ("the",
+    "a", "of", ...: editaction/train/negatives.py STOP_WORDS); False counts every token (EditAction's rule)."""
     lambda_reg: float = 0.01
     """Weight of the pull towards the frozen starting UNet (author's code: 0.01); 0 skips the reference UNet."""
     freeze_cross_attention: bool = True

@@ -122,7 +122,11 @@ class EditActionTrainer:
         self.pipe = load_pipeline(config.model, device, torch.float32)
         self.dataset = EditPairDataset(config.data_dir, config.resolution)
         tokenizer = self.pipe.tokenizer
-        self.negatives = disjoint_candidates(tokenizer, self.dataset.instructions) if config.lambda_action else None
+        self.negatives = (
+            disjoint_candidates(tokenizer, self.dataset.instructions, config.ignore_stop_words)
+            if config.lambda_action
+            else None
+        )
 
         vae, text_encoder = self.pipe.vae, self.pipe.text_encoder
         vae.requires_grad_(False)

@@ -7,12 +7,13 @@ from pathlib import Path
 import pytest
 import torch
 from diffusers import StableDiffusionInstructPix2PixPipeline
+from PIL import Image
 from safetensors.torch import load_file
 
 from editaction import EditConfig, Editor
 from editaction.train.action_pairs import extract_action_pairs
 from editaction.train.config import TrainConfig, load_config
-from editaction.train.dataset import DatasetError, read_metadata
+from editaction.train.dataset import EDITED_KEY, INPUT_KEY, METADATA_FILE, PROMPT_KEY, DatasetError, read_metadata
 from editaction.train.losses import action_loss, per_sample_error
 from editaction.train.negatives import NoNegativeError, content_tokens, disjoint_candidates, sample_negatives
 from editaction.train.trainer import EditActionTrainer, TrainingSetupError, denoising_target
@@ -80,6 +81,62 @@ def test_negatives_never_share_a_token():
     assert content_tokens(tokenizer, "open the drawer") == content_tokens(tokenizer, "Open  the drawer")
     with pytest.raises(NoNegativeError, match="open the drawer"):
         disjoint_candidates(tokenizer, ["open the drawer", "close the drawer"])
+
+
+REAL_CAPTIONS = [  # Something-Something-like: nearly every caption shares "the" or "a" with every other
+    "close the lid of a box",
+    "open the drawer",
+    "push the cup to the left",
+    "fold the towel",
+    "pour water into a glass",
+    "pick up a pen",
+    "turn on the lamp",
+    "wipe the table with a cloth",
+    "put a book on the shelf",
+]
+
+
+def test_real_captions_find_negatives_when_stop_words_are_ignored():
+    tokenizer = build_clip_tokenizer()
+    candidates = disjoint_candidates(tokenizer, REAL_CAPTIONS)
+    assert len(candidates[0]) == len(REAL_CAPTIONS) - 1  # "close the lid of a box" vs all others
+    templates = [
+        "pushing [something] from left to right",
+        "putting [something] into [something]",
+        "opening a drawer",
+        "Closing the lid of a box.",
+    ]
+    assert all(len(options) == 3 for options in disjoint_candidates(tokenizer, templates))
+    assert content_tokens(tokenizer, "Close the lid, of a BOX!") == content_tokens(tokenizer, "close lid box")
+
+
+def test_a_shared_content_word_is_no_negative_and_the_strict_rule_counts_every_token():
+    tokenizer = build_clip_tokenizer()
+    captions = ["open the box", "open the drawer", "fold a towel"]
+    assert [c.tolist() for c in disjoint_candidates(tokenizer, captions)] == [[2], [2], [0, 1]]
+    with pytest.raises(NoNegativeError, match="close the lid of a box"):
+        disjoint_candidates(tokenizer, REAL_CAPTIONS, ignore_stop_words=False)
+    assert [c.tolist() for c in disjoint_candidates(tokenizer, captions, ignore_stop_words=False)] == [[2], [2], [0, 1]]
+
+
+def _caption_data(root: Path, captions: list[str]) -> Path:
+    """An edit-pair data set of blank 32-pixel images, one pair per caption."""
+    records = []
+    for index, caption in enumerate(captions):
+        for folder in ("inputs", "edited"):
+            (root / folder).mkdir(parents=True, exist_ok=True)
+            Image.new("RGB", (32, 32)).save(root / folder / f"{index}.png")
+        records.append({INPUT_KEY: f"inputs/{index}.png", EDITED_KEY: f"edited/{index}.png", PROMPT_KEY: caption})
+    (root / METADATA_FILE).write_text("".join(json.dumps(record) + "\n" for record in records))
+    return root
+
+
+def test_the_trainer_uses_the_stop_word_setting(tiny_checkpoint, tmp_path):
+    data = _caption_data(tmp_path / "data", REAL_CAPTIONS)
+    trainer = EditActionTrainer(smoke_config(tiny_checkpoint, data, tmp_path / "run"))
+    assert len(trainer.negatives[trainer.dataset.instructions.index(REAL_CAPTIONS[0])]) == len(REAL_CAPTIONS) - 1
+    with pytest.raises(NoNegativeError, match="close the lid of a box"):
+        EditActionTrainer(smoke_config(tiny_checkpoint, data, tmp_path / "strict", ignore_stop_words=False))
 
 
 def test_dropped_text_learns_the_input_only_when_asked():

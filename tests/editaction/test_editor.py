@@ -1,3 +1,6 @@
+from pathlib import Path
+
+import huggingface_hub
 import numpy as np
 import pytest
 import torch
@@ -5,6 +8,7 @@ from diffusers import StableDiffusionInstructPix2PixPipeline, UNet2DConditionMod
 from PIL import Image
 
 from editaction import EditConfig, Editor, EditorLoadError
+from editaction.editor import DEFAULT_UNET, FP16_UNET, _fp16_variant_available
 from toyworld.tiny import build_pipeline, save_pipeline
 
 FAST = EditConfig(steps=4)
@@ -144,3 +148,52 @@ def test_text_to_image_checkpoint_is_not_an_editor(tmp_path):
     save_pipeline(pipe, tmp_path / "sd")
     with pytest.raises(EditorLoadError, match="not an InstructPix2Pix checkpoint"):
         Editor.from_pretrained(tmp_path / "sd", device="cpu")
+
+
+def _first_unet_weight(editor: Editor) -> torch.Tensor:
+    return next(editor.pipe.unet.parameters()).detach().flatten()[:8].float()
+
+
+def test_float16_loads_the_fp16_variant_weights_where_a_checkpoint_has_them(tmp_path):
+    default, variant = build_pipeline(seed=0), build_pipeline(seed=1)  # variant weights differ recognisably
+    save_pipeline(default, tmp_path)
+    variant.to(torch.float16).save_pretrained(tmp_path, safe_serialization=True, variant="fp16")
+    default_weight = next(default.unet.parameters()).detach().flatten()[:8]
+    variant_weight = next(variant.unet.parameters()).detach().flatten()[:8].float()
+
+    half = Editor.from_pretrained(tmp_path, device="cpu", dtype=torch.float16)
+    assert half.dtype == torch.float16
+    assert torch.equal(_first_unet_weight(half), variant_weight)
+    full = Editor.from_pretrained(tmp_path, device="cpu", dtype=torch.float32)  # fp32 never loads fp16 weights
+    assert torch.equal(_first_unet_weight(full), default_weight)
+
+
+def test_a_checkpoint_without_fp16_variant_loads_its_default_weights_in_float16(tiny_checkpoint):
+    half = Editor.from_pretrained(tiny_checkpoint, device="cpu", dtype=torch.float16)
+    default = Editor.from_pretrained(tiny_checkpoint, device="cpu", dtype=torch.float32)
+    assert torch.equal(_first_unet_weight(half), _first_unet_weight(default).half().float())
+
+
+def _cache_hub_repo(cache: Path, repo: str, files: list[str]) -> None:
+    """A Hugging Face cache entry of ``repo`` holding ``files`` (huggingface_hub's layout: refs and snapshots)."""
+    folder = cache / f"models--{repo.replace('/', '--')}"
+    (folder / "refs").mkdir(parents=True)
+    (folder / "refs" / "main").write_text("0" * 40)
+    for name in files:
+        (folder / "snapshots" / ("0" * 40) / name).parent.mkdir(parents=True, exist_ok=True)
+        (folder / "snapshots" / ("0" * 40) / name).write_bytes(b"")
+
+
+def test_a_hub_id_uses_the_cached_weights_and_asks_the_hub_only_when_nothing_is_cached(tmp_path, monkeypatch):
+    asked = []
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path))
+    monkeypatch.setattr(huggingface_hub, "file_exists", lambda repo, name: asked.append((repo, name)) or True)
+    _cache_hub_repo(tmp_path, "org/variant", [FP16_UNET, DEFAULT_UNET])
+    _cache_hub_repo(tmp_path, "org/default", [DEFAULT_UNET])
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)
+    assert _fp16_variant_available("org/variant")
+    assert not _fp16_variant_available("org/default")  # no second download of the fp16 files
+    assert asked == []
+    assert _fp16_variant_available("org/uncached") and asked == [("org/uncached", FP16_UNET)]
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+    assert not _fp16_variant_available("org/other-uncached") and len(asked) == 1
