@@ -1,18 +1,29 @@
 """Training data whose images can be replaced by edits, with the 2D relevance targets beside them.
 
 nerfacto's default ``ParallelDataManager`` caches images in worker processes, where edits
-made in the main process never arrive. This datamanager keeps all training images in
-one in-memory batch (as ``VanillaDataManager`` caches them), samples rays from it, and
-owns three per-view buffers: the untouched originals, the current (possibly edited)
-images, and the relevance targets that supervise the relevance field.
+made in the main process never arrive. This datamanager loads every training view once,
+in the main process, into three per-view 8-bit buffers: the untouched originals, the
+current (possibly edited) images, and the relevance targets that supervise the relevance
+field; rays are sampled from them. It builds no float cache of its own views
+(``VanillaDataManager``'s ``CacheDataloader`` holds them all in float32), so the buffers
+take 7 bytes per training pixel (3 + 3 + 1) where float32 copies took 40.
+
+Only the sampled rays are converted to float in [0, 1]. Quantisation: nerfstudio 1.1.5
+reads every image through PIL as 8 bits (a 16-bit PNG arrives as its high byte) and
+divides by 255, so the 8-bit originals give the loss exactly the values it saw in float32;
+composited RGBA views (``alpha_color``) are rounded to the nearest 1/255. An edited view
+is stored as 8 bits, as its PNG under ``edits/views`` is; relevance targets (an MSE target
+in [0, 1]) are rounded to the nearest 1/255 too.
 """
 
 from __future__ import annotations
 
+import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import torch
-from jaxtyping import Float
+from jaxtyping import Float, UInt8
 from nerfstudio.cameras.rays import RayBundle
 from nerfstudio.data.datamanagers.base_datamanager import (
     AnnotatedDataParserUnion,
@@ -20,68 +31,118 @@ from nerfstudio.data.datamanagers.base_datamanager import (
     VanillaDataManagerConfig,
 )
 from nerfstudio.data.dataparsers.nerfstudio_dataparser import NerfstudioDataParserConfig
+from nerfstudio.data.utils.nerfstudio_collate import nerfstudio_collate
+from nerfstudio.model_components.ray_generators import RayGenerator
+from nerfstudio.utils.misc import get_dict_to_torch
+from nerfstudio.utils.rich_utils import CONSOLE
 from torch import Tensor
 
 from relevance_nerf.errors import RelevanceEditError
 from relevance_nerf.model import RELEVANCE
+
+LEVELS = 255.0
+"""8-bit images hold values k / 255 (nerfstudio's ``InputDataset.get_image_float32`` divides by 255)."""
+
+
+def to_uint8(values: Float[Tensor, "*shape"]) -> UInt8[Tensor, "*shape"]:
+    """Values in [0, 1] (clamped) rounded to the nearest k / 255, as k."""
+    return (values.detach().float().clamp(0.0, 1.0) * LEVELS).round().to(torch.uint8)
+
+
+def to_float(values: UInt8[Tensor, "*shape"]) -> Float[Tensor, "*shape"]:
+    """k to k / 255 in float32, bit for bit as nerfstudio converts the 8-bit images it reads."""
+    return values.float() / LEVELS
 
 
 @dataclass
 class RelevanceEditDataManagerConfig(VanillaDataManagerConfig):
     _target: type = field(default_factory=lambda: RelevanceEditDataManager)
     dataparser: AnnotatedDataParserUnion = field(default_factory=NerfstudioDataParserConfig)
+    load_threads: int = 16
+    """Threads reading the training images, at most the CPUs less one (nerfstudio's CacheDataloader: 16 per GPU)."""
 
 
 class RelevanceEditDataManager(VanillaDataManager):
     config: RelevanceEditDataManagerConfig
+    image_batch: dict[str, Tensor]
+    """What the pixel sampler samples: ``image`` (n, h, w, 3) uint8, ``relevance`` (n, h, w, 1) uint8 once set,
+    ``image_idx`` and any mask; view i is camera i."""
+    original_pixels: UInt8[Tensor, "n h w 3"]
 
     def setup_train(self) -> None:
-        super().setup_train()
-        batch: dict[str, Tensor] = next(self.iter_train_image_dataloader)
-        if not isinstance(batch["image"], Tensor):
-            raise RelevanceEditError("relevance-edit needs training images of one size; this data set mixes sizes")
-        # nerfstudio's cache loader shuffles the views; put view i at position i, as its camera is in the dataset.
-        order = torch.argsort(batch["image_idx"])
-        self.image_batch = {key: value[order] if isinstance(value, Tensor) else value for key, value in batch.items()}
-        images = self.image_batch["image"]
-        if images.shape[-1] != 3:
+        """Load every training view into the 8-bit buffers (instead of nerfstudio's float32 cache)."""
+        if self.config.train_num_images_to_sample_from != -1:
             raise RelevanceEditError(
-                f"relevance-edit needs RGB training images; {self.config.data} has {images.shape[-1]} channels"
+                "relevance-edit trains on all views at once (edits are written into them); "
+                "drop --pipeline.datamanager.train-num-images-to-sample-from"
             )
-        self.original_images = images.clone()
+        CONSOLE.print("Setting up training dataset...")
+        dataset = self.train_dataset
+        first = dataset[0]
+        shape = first["image"].shape
+        if shape[-1] != 3:
+            raise RelevanceEditError(
+                f"relevance-edit needs RGB training images; {self.config.data} has {shape[-1]} channels"
+            )
+        device = "cpu" if "image" in self.exclude_batch_keys_from_device else self.device
+        images = torch.empty((len(dataset), *shape), dtype=torch.uint8, device=device)
+
+        def load(index: int) -> dict:
+            """View ``index`` into its row of ``images``; returns its other entries (index, mask, metadata)."""
+            data = first if index == 0 else dataset[index]
+            image = data.pop("image")
+            if image.shape != shape:
+                raise RelevanceEditError("relevance-edit needs training images of one size; this data set mixes sizes")
+            images[index] = to_uint8(image)
+            return data
+
+        threads = max(1, min(self.config.load_threads, (os.cpu_count() or 2) - 1))
+        with ThreadPoolExecutor(max_workers=threads) as executor:
+            others = list(executor.map(load, range(len(dataset))))
+        self.image_batch = get_dict_to_torch(
+            nerfstudio_collate(others), device=self.device, exclude=self.exclude_batch_keys_from_device
+        )
+        self.image_batch["image"] = images
+        self.original_pixels = images.clone()
+        self.train_pixel_sampler = self._get_pixel_sampler(dataset, self.config.train_num_rays_per_batch)
+        self.train_ray_generator = RayGenerator(dataset.cameras.to(self.device))
 
     @property
     def num_views(self) -> int:
-        return self.original_images.shape[0]
+        return self.original_pixels.shape[0]
 
-    def original_image(self, index: int) -> Float[Tensor, "h w 3"]:
-        """The view as read from disk; edits never touch it."""
-        return self.original_images[index]
+    def original_image(self, index: int | slice) -> Float[Tensor, "*n h w 3"]:
+        """The view (or views) as read from disk; edits never touch them."""
+        return to_float(self.original_pixels[index])
 
-    def image(self, index: int) -> Float[Tensor, "h w 3"]:
-        """The view as the NeRF currently trains on it."""
-        return self.image_batch["image"][index]
+    def image(self, index: int | slice) -> Float[Tensor, "*n h w 3"]:
+        """The view as the NeRF currently trains on it (a copy: change it with ``set_image``)."""
+        return to_float(self.image_batch["image"][index])
 
     def set_image(self, index: int, image: Float[Tensor, "h w 3"]) -> None:
+        """Write a view in [0, 1]; it is stored rounded to 8 bits."""
         buffer = self.image_batch["image"]
-        buffer[index] = image.to(buffer.device, buffer.dtype)
+        buffer[index] = to_uint8(image.to(buffer.device))
 
     def has_relevance(self) -> bool:
         return RELEVANCE in self.image_batch
 
-    def relevance(self, index: int) -> Float[Tensor, "h w 1"]:
-        return self.image_batch[RELEVANCE][index]
+    def relevance(self, index: int | slice) -> Float[Tensor, "*n h w 1"]:
+        return to_float(self.image_batch[RELEVANCE][index])
 
     def set_relevance(self, index: int | slice, relevance: Float[Tensor, "*n h w 1"]) -> None:
         """Set targets of one view, or of all views at once (their first assignment creates the buffer)."""
         if not self.has_relevance():
-            self.image_batch[RELEVANCE] = torch.zeros_like(self.original_images[..., :1])
+            self.image_batch[RELEVANCE] = torch.zeros_like(self.original_pixels[..., :1])
         buffer = self.image_batch[RELEVANCE]
-        buffer[index] = relevance.to(buffer.device, buffer.dtype)
+        buffer[index] = to_uint8(relevance.to(buffer.device))
 
     def next_train(self, step: int) -> tuple[RayBundle, dict]:
-        """Rays from the current images; the batch carries ``relevance`` targets once they exist."""
+        """Rays from the current images; the batch carries ``relevance`` targets once they exist (float, [0, 1])."""
         self.train_count += 1
         assert self.train_pixel_sampler is not None
         batch = self.train_pixel_sampler.sample(self.image_batch)
+        for key in ("image", RELEVANCE):
+            if key in batch:
+                batch[key] = to_float(batch[key])
         return self.train_ray_generator(batch["indices"]), batch

@@ -168,7 +168,7 @@ class RelevanceEditPipeline(VanillaPipeline):
         """Save edits under ``run_dir``; restore those an earlier run saved under ``resume_from``."""
         self.store = EditStore(run_dir, self.text)
         if self.datamanager.has_relevance() and not self._targets_stale:
-            self.store.save_relevance_targets(self.datamanager.image_batch[RELEVANCE])
+            self.store.save_relevance_targets(self.datamanager.relevance(slice(None)))
         if resume_from is None:
             return
         earlier = EditStore(resume_from, self.text)
@@ -180,7 +180,7 @@ class RelevanceEditPipeline(VanillaPipeline):
                     f"not {self.text!r}: editing starts from the original images"
                 )
             return
-        shape = tuple(self.datamanager.original_images.shape[1:3])
+        shape = tuple(self.datamanager.original_pixels.shape[1:3])
         if restored.relevance_targets is not None:
             if tuple(restored.relevance_targets.shape) != (self.datamanager.num_views, *shape, 1):
                 raise RelevanceEditError(f"edits in {earlier.directory} do not match this data set's views")
@@ -202,11 +202,12 @@ class RelevanceEditPipeline(VanillaPipeline):
     def compute_relevance_targets(self) -> None:
         """2D relevance of every original training view, the relevance field's supervision."""
         assert self.editor is not None
-        originals = self.datamanager.original_images
         maps = []
         batch = self.config.relevance_batch_size
-        for start in track(range(0, len(originals), batch), description="2D relevance of the training views"):
-            images = originals[start : start + batch].permute(0, 3, 1, 2)
+        for start in track(
+            range(0, self.datamanager.num_views, batch), description="2D relevance of the training views"
+        ):
+            images = self.datamanager.original_image(slice(start, start + batch)).permute(0, 3, 1, 2)
             maps.append(
                 self.editor.relevance_map(images, self.text, config=self.config.relevance, generator=self._generator)
             )

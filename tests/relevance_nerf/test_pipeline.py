@@ -64,7 +64,7 @@ def test_view_i_of_the_buffers_is_the_image_of_camera_i(pipeline):
         assert torch.equal(datamanager.original_image(index), datamanager.train_dataset[index]["image"])
     _, batch = datamanager.next_train(0)
     position, y, x = batch["indices"].T  # a ray's camera index, row, column
-    assert torch.equal(batch["image"], datamanager.image_batch["image"][position, y, x])
+    assert torch.equal(batch["image"], datamanager.image(slice(None))[position, y, x])
 
 
 def test_relevance_targets_enter_the_ray_batches_in_0_1(pipeline):
