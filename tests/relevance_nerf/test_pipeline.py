@@ -130,7 +130,7 @@ def _rendered_rays(pipeline: RelevanceEditPipeline, index: int, monkeypatch) -> 
 def test_edits_render_the_rays_that_train_their_view(corrected_pipeline, monkeypatch):
     """The edit overwrites view i's training image: it must be rendered from view i's corrected pose, index i."""
     datamanager, model = corrected_pipeline.datamanager, corrected_pipeline.model
-    height, width = datamanager.original_images.shape[1:3]
+    height, width = datamanager.original_image(0).shape[:2]
     rows, columns = torch.meshgrid(torch.arange(height), torch.arange(width), indexing="ij")
     for index in (3, 6):
         pixels = torch.stack([torch.full_like(rows, index), rows, columns], dim=-1).reshape(-1, 3)
