@@ -62,22 +62,10 @@ def _rounded_block(shape, rows: slice, cols: slice) -> torch.Tensor:
     return block
 
 
-def _record_vae_inputs(editor, monkeypatch) -> list[tuple[int, int]]:
-    sizes = []
-    encode = editor.encode_images
-
-    def recording(images, generator=None):
-        sizes.append(tuple(images.shape[-2:]))
-        return encode(images, generator)
-
-    monkeypatch.setattr(editor, "encode_images", recording)
-    return sizes
-
-
-def test_editor_edits_at_the_resolution_and_returns_the_input_size(editor, generator, monkeypatch):
+def test_editor_edits_at_the_resolution_and_returns_the_input_size(editor, generator, vae_input_sizes):
     from editaction import EditConfig
 
-    sizes = _record_vae_inputs(editor, monkeypatch)
+    sizes = vae_input_sizes
     images = torch.rand(1, 3, 48, 96, generator=generator)
     relevance = torch.zeros(1, 1, 48, 96)
     relevance[..., 9:39, 18:63] = 1.0  # edges on the 3x grid of the working size
