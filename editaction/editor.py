@@ -32,6 +32,7 @@ from torch import Tensor
 from editaction.config import EditConfig, RelevanceConfig
 from editaction.masking import binarize, composite, to_latent_mask
 from editaction.relevance import predicted_clean_latents, prediction_gap, relevance_from_gap
+from editaction.resize import resize, restore_size, working_size
 
 IP2P_PIPELINE = "StableDiffusionInstructPix2PixPipeline"
 FP16_UNET = "unet/diffusion_pytorch_model.fp16.safetensors"
@@ -140,6 +141,8 @@ class Editor:
 
     Images are float tensors in [0, 1], shape (B, 3, H, W), of any size: they are
     padded to the VAE's stride internally and results come back at the input size.
+    With ``resolution`` > 0, images whose long side exceeds it are edited at that long
+    side and brought back (``editaction.resize``).
     """
 
     def __init__(self, pipe: StableDiffusionInstructPix2PixPipeline):
@@ -223,13 +226,21 @@ class Editor:
         condition: Float[Tensor, "b 3 h w"] | None = None,
         config: RelevanceConfig = RelevanceConfig(),
         generator: torch.Generator | None = None,
+        resolution: int = 0,
     ) -> Float[Tensor, "b 1 h w"]:
         """Where ``instruction`` wants to change ``images``, in [0, 1] (Watch Your Steps).
 
         ``condition`` is the image the model is conditioned on (defaults to ``images``).
         Each noise draw is one UNet call batching the with- and without-instruction branches
         (and, with ``config.space == "pixel"``, one VAE decode of their clean-image estimates).
+        Computed at the working size of ``resolution`` and upsampled bilinearly to the input's.
         """
+        images, condition = _batched(images), _batched(condition)
+        size = tuple(images.shape[-2:])
+        small = working_size(size, resolution)
+        if small != size:
+            images, condition = (self._shrunk(tensor, size, small) for tensor in (images, condition))
+            return resize(self.relevance_map(images, instruction, condition, config, generator), size)
         images, condition, size = self._prepare_inputs(images, condition)
         batch = images.shape[0]
         instructions = self._instruction_list(instruction, batch)
@@ -266,13 +277,22 @@ class Editor:
         relevance: Float[Tensor, "b 1 h w"] | None = None,
         config: EditConfig = EditConfig(),
         generator: torch.Generator | None = None,
+        resolution: int = 0,
     ) -> EditResult:
         """Edit ``images`` by ``instruction``, only where ``relevance`` reaches ``config.threshold``.
 
         ``condition`` is the image IP2P is conditioned on (defaults to ``images``; in 3D the
         original photo while ``images`` is the current render). Without ``relevance``, or
-        with threshold 0, this is plain InstructPix2Pix.
+        with threshold 0, this is plain InstructPix2Pix. Images larger than ``resolution``
+        are edited at its working size; the result equals ``images`` outside the upsampled mask.
         """
+        images, condition, relevance = _batched(images), _batched(condition), _batched(relevance)
+        size = tuple(images.shape[-2:])
+        small = working_size(size, resolution)
+        if small != size:
+            shrunk = [self._shrunk(tensor, size, small) for tensor in (images, condition, relevance)]
+            result = self.edit(shrunk[0], instruction, *shrunk[1:], config=config, generator=generator)
+            return EditResult(*restore_size(result.images, result.mask, images.to(self.device)))
         conditioned_on_input = condition is None
         images, condition, size = self._prepare_inputs(images, condition)
         batch = images.shape[0]
@@ -349,6 +369,15 @@ class Editor:
         size = tuple(images.shape[-2:])
         return self._pad(images.to(self.device)), self._pad(condition.to(self.device)), size
 
+    def _shrunk(self, tensor: Tensor | None, size: tuple[int, int], small: tuple[int, int]) -> Tensor | None:
+        """``tensor`` on the model's device at the working size; it must have the images' size (resizing would hide
+        a mismatch)."""
+        if tensor is None:
+            return None
+        if tuple(tensor.shape[-2:]) != size:
+            raise ValueError(f"expected the images' size {size[0]}x{size[1]}, got shape {tuple(tensor.shape)}")
+        return resize(tensor.to(self.device), small)
+
     def _pad(self, tensor: Tensor) -> Tensor:
         stride = self.pipe.vae_scale_factor
         height, width = tensor.shape[-2:]
@@ -379,3 +408,7 @@ class Editor:
         if any(not text.strip() for text in instructions):
             raise ValueError("the instruction is empty")
         return instructions
+
+
+def _batched(tensor: Tensor | None) -> Tensor | None:
+    return tensor[None] if tensor is not None and tensor.ndim == 3 else tensor

@@ -2,12 +2,14 @@
 
 The editor works on float RGB in [0, 1]. Reading keeps what it needs to write the
 result in the input's own format: alpha is carried through unchanged and 8- or
-16-bit depth is restored, so unedited pixels round-trip bit for bit.
+16-bit depth is restored, so unedited pixels round-trip bit for bit. Photos are
+turned upright by their EXIF orientation, and written upright without it.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,6 +17,7 @@ import cv2
 import numpy as np
 import torch
 from jaxtyping import Float
+from PIL import ExifTags, Image
 from torch import Tensor
 
 from editaction.atomic import atomic_path
@@ -40,6 +43,27 @@ class LoadedImage:
         return tuple(self.rgb.shape[-2:])
 
 
+UPRIGHT: dict[int, Callable[[np.ndarray], np.ndarray]] = {
+    2: lambda a: a[:, ::-1],
+    3: lambda a: a[::-1, ::-1],
+    4: lambda a: a[::-1],
+    5: lambda a: a.swapaxes(0, 1),
+    6: lambda a: np.rot90(a, -1),
+    7: lambda a: a.swapaxes(0, 1)[::-1, ::-1],
+    8: lambda a: np.rot90(a, 1),
+}
+"""EXIF orientation -> the (h, w, ...) array transform that makes the image upright, as PIL.ImageOps.exif_transpose."""
+
+
+def exif_orientation(path: Path) -> int:
+    """The file's EXIF orientation tag (1, upright, when absent or unreadable); reads the header only."""
+    try:
+        with Image.open(path) as image:
+            return int(image.getexif().get(ExifTags.Base.Orientation, 1))
+    except (OSError, ValueError):
+        return 1
+
+
 def _max_value(dtype: np.dtype) -> float:
     return float(np.iinfo(dtype).max) if np.issubdtype(dtype, np.integer) else 1.0
 
@@ -54,6 +78,8 @@ def read_image(path: str | os.PathLike) -> LoadedImage:
         raise ImageReadError(f"cannot read image (unsupported or corrupt file): {path}")
     if array.dtype not in (np.uint8, np.uint16, np.float32):
         raise ImageReadError(f"unsupported sample type {array.dtype} in {path}")
+    # OpenCV ignores EXIF orientation when reading unchanged (alpha, 16 bit), and PIL cannot hold every such array.
+    array = UPRIGHT.get(exif_orientation(path), lambda a: a)(array)
     if array.ndim == 2:
         array = array[..., None]
     channels = array.shape[-1]

@@ -32,6 +32,7 @@ from torch.cuda.amp.grad_scaler import GradScaler
 
 from editaction import INSTRUCT_PIX2PIX, EditConfig, Editor, EditorLoadError, RelevanceConfig
 from editaction.masking import composite
+from editaction.resize import check_resolution
 from relevance_nerf.datamanager import RelevanceEditDataManager, RelevanceEditDataManagerConfig
 from relevance_nerf.edit_store import EditStore
 from relevance_nerf.errors import RelevanceEditError
@@ -52,6 +53,9 @@ class RelevanceEditPipelineConfig(VanillaPipelineConfig):
     """Edit settings; 20 DDIM steps as in Instruct-NeRF2NeRF. threshold 0 edits everywhere (the IN2N baseline)."""
     relevance: RelevanceConfig = field(default_factory=lambda: RelevanceConfig(iqr_factor=2.0))
     """2D relevance settings; WYS clamps outliers at Q3 + 2 IQR in 3D."""
+    edit_resolution: int = 512
+    """Long side in pixels at most that the editor sees; larger views are edited and their relevance computed at
+    this size, then brought back (IP2P is trained at 256 px, works to about 512 px). 0: the view's own size."""
     strength_range: tuple[float, float] = (0.02, 0.98)
     """Each edit starts from the render noised to a random fraction of the schedule in this range (IN2N)."""
     relevance_warmup_steps: int = 500
@@ -73,6 +77,7 @@ class RelevanceEditPipelineConfig(VanillaPipelineConfig):
             raise ValueError(f"strength_range must satisfy 0 < low <= high <= 1, got {self.strength_range}")
         if self.edit_rate < 1 or self.edit_count < 1 or self.relevance_warmup_steps < 0:
             raise ValueError("edit_rate and edit_count must be at least 1 and relevance_warmup_steps at least 0")
+        check_resolution(self.edit_resolution)
 
 
 def _to_chw(image: Float[Tensor, "h w c"]) -> Float[Tensor, "1 c h w"]:
@@ -105,6 +110,8 @@ class RelevanceEditPipeline(VanillaPipeline):
         self.store: EditStore | None = None
         self.editing_paused = False
         self.edits_done = 0
+        self.edits_skipped = 0
+        """Edit turns of this run skipped for an empty edit mask; ``edits_done`` counts them too."""
         self._edits_start: int | None = None
         self._targets_stale = True
         self._generator = torch.Generator().manual_seed(config.seed)
@@ -209,7 +216,13 @@ class RelevanceEditPipeline(VanillaPipeline):
         ):
             images = self.datamanager.original_image(slice(start, start + batch)).permute(0, 3, 1, 2)
             maps.append(
-                self.editor.relevance_map(images, self.text, config=self.config.relevance, generator=self._generator)
+                self.editor.relevance_map(
+                    images,
+                    self.text,
+                    config=self.config.relevance,
+                    generator=self._generator,
+                    resolution=self.config.edit_resolution,
+                )
             )
         targets = torch.cat(maps).permute(0, 2, 3, 1)
         self.datamanager.set_relevance(slice(None), targets)
@@ -230,20 +243,32 @@ class RelevanceEditPipeline(VanillaPipeline):
 
     @torch.no_grad()
     def edit_view(self, index: int) -> Bool[Tensor, "h w 1"]:
-        """Edit one training view under its rendered relevance mask; returns the mask."""
+        """Edit one training view under its rendered relevance mask; returns the mask.
+
+        An empty mask skips the editor (nothing may change) but still takes the view's turn:
+        ``edits_done`` counts edit turns, skipped ones included, so the view order moves on.
+        """
         assert self.editor is not None
         outputs = self.render_view(index)
         render = _to_chw(outputs["rgb"].clamp(0.0, 1.0))
         mask = edit_mask(outputs[RELEVANCE], self.config.edit.threshold)
+        if not mask.any():
+            self.edits_skipped += 1
+            CONSOLE.print(
+                f"[yellow]View {index}: empty edit mask, editor skipped ({self.edits_skipped} skipped in this run)"
+            )
+            self._end_turn(index)
+            return mask
         low, high = self.config.strength_range
         strength = low + (high - low) * torch.rand((), generator=self._generator).item()
         result = self.editor.edit(
             render,
             self.text,
             condition=_to_chw(self.datamanager.original_image(index)),
-            relevance=_to_chw(mask.float()),  # 0/1: the editor's binarisation keeps exactly this mask
+            relevance=_to_chw(mask.float()),  # 0/1: kept exactly at the view's size; shrunk, by coverage
             config=dataclasses.replace(self.config.edit, strength=max(strength, 1.0 / self.config.edit.steps)),
             generator=self._generator,
+            resolution=self.config.edit_resolution,
         )
         current = _to_chw(self.datamanager.image(index)).to(result.images.device)
         updated = _to_hwc(composite(result.images.float(), current, result.mask))
@@ -255,14 +280,19 @@ class RelevanceEditPipeline(VanillaPipeline):
                 condition=render,
                 config=self.config.relevance,
                 generator=self._generator,
+                resolution=self.config.edit_resolution,
             )
             self.datamanager.set_relevance(index, _to_hwc(relevance))
+        self._end_turn(index)
+        return _to_hwc(result.mask)
+
+    def _end_turn(self, index: int) -> None:
+        """Count the edit turn and save the view as it now is (a resumed run continues the view order)."""
         self.edits_done += 1
         if self.store is not None:
             self.store.save_view(
                 index, self.datamanager.image(index), self.datamanager.relevance(index), self.edits_done
             )
-        return _to_hwc(result.mask)
 
     def next_view(self) -> int:
         """The view the next edit takes: training views in a seeded order, cycled (resumed runs continue it)."""

@@ -3,7 +3,8 @@
     python scripts/edit_image.py --image photo.png --text "make the cube blue" --out results/
 
 Writes ``<name>_edited.png`` (same bit depth and alpha as the input), the relevance map
-as a colour-mapped ``<name>_relevance.png`` and the binary ``<name>_mask.png``.
+as a colour-mapped ``<name>_relevance.png`` and the binary ``<name>_mask.png``, all at the
+input's (EXIF-upright) size; the editor itself works at ``--resolution`` (long side, 512 px).
 ``--no-relevance`` runs plain InstructPix2Pix over the whole image.
 """
 
@@ -29,6 +30,7 @@ from editaction import (
     write_image,
 )
 from editaction.config import RelevanceSpace
+from editaction.resize import check_resolution, working_size
 from toyworld import TOY_EDITOR
 
 
@@ -53,6 +55,9 @@ class EditImageArgs:
     """Guidance towards the instruction."""
     image_guidance: float = EditConfig.image_guidance
     """Guidance towards the input image."""
+    resolution: int = 512
+    """Long side in pixels at most that the editor sees (IP2P works at 256-512 px); larger images are edited at
+    this size and brought back, unmasked pixels untouched. 0: the image's own size. Outputs keep the input's size."""
     threshold: float = EditConfig.threshold
     """Relevance at or above this is edited; 0 edits everywhere."""
     noise_samples: int = RelevanceConfig.noise_samples
@@ -101,6 +106,7 @@ def run(args: EditImageArgs) -> dict[str, Path]:
         relevance_config = RelevanceConfig(
             noise_samples=args.noise_samples, iqr_factor=args.iqr_factor, space=args.relevance_space
         )
+        check_resolution(args.resolution)
     except ValueError as err:
         raise UsageError(str(err)) from None
     paths = output_paths(args)
@@ -113,7 +119,11 @@ def run(args: EditImageArgs) -> dict[str, Path]:
     started = time.perf_counter()
     if not args.no_relevance:
         relevance = editor.relevance_map(
-            image.rgb, args.text, config=relevance_config, generator=device_generator.manual_seed(args.seed)
+            image.rgb,
+            args.text,
+            config=relevance_config,
+            generator=device_generator.manual_seed(args.seed),
+            resolution=args.resolution,
         )
     result = editor.edit(
         image.rgb,
@@ -121,6 +131,7 @@ def run(args: EditImageArgs) -> dict[str, Path]:
         relevance=relevance,
         config=edit_config,
         generator=device_generator.manual_seed(args.seed),
+        resolution=args.resolution,
     )
     elapsed = time.perf_counter() - started
 
@@ -129,7 +140,11 @@ def run(args: EditImageArgs) -> dict[str, Path]:
     if relevance is not None:
         write_image(paths["relevance"], relevance_to_rgb(relevance[0, 0]))
     edited_share = result.mask.float().mean().item()
-    print(f"edited {edited_share:.0%} of the image in {elapsed:.1f} s on {editor.device}; wrote {args.out}/")
+    height, width = working_size(image.size, args.resolution)
+    print(
+        f"edited {edited_share:.0%} of the image (at {width}x{height} px) in {elapsed:.1f} s on {editor.device}; "
+        f"wrote {args.out}/"
+    )
     return paths
 
 

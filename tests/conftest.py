@@ -45,3 +45,19 @@ def editor(tiny_checkpoint):
 @pytest.fixture
 def generator():
     return torch.Generator().manual_seed(0)
+
+
+@pytest.fixture
+def vae_input_sizes(monkeypatch) -> list[tuple[int, int]]:
+    """(h, w) of every image an ``Editor`` encodes with its VAE during the test: the size the editor works at."""
+    from editaction import Editor
+
+    sizes = []
+    encode = Editor.encode_images
+
+    def recording(self, images, generator=None):
+        sizes.append(tuple(images.shape[-2:]))
+        return encode(self, images, generator)
+
+    monkeypatch.setattr(Editor, "encode_images", recording)
+    return sizes

@@ -98,6 +98,7 @@ def test_no_relevance_edits_everywhere(monkeypatch, capsys, photo, tiny_checkpoi
         (["--image", "{photo}", "--text", "x", "--text-guidance", "-2"], "text guidance must be in"),
         (["--image", "{photo}", "--text", "x", "--image-guidance", "1000"], "image guidance must be in"),
         (["--image", "{photo}", "--text", "x", "--iqr-factor", "-1"], "iqr_factor must be non-negative"),
+        (["--image", "{photo}", "--text", "x", "--resolution", "-1"], "edit resolution must be"),
     ],
 )
 def test_bad_input_is_one_line_error(monkeypatch, capsys, photo, tiny_checkpoint, tmp_path, argv, message):
@@ -109,6 +110,24 @@ def test_bad_input_is_one_line_error(monkeypatch, capsys, photo, tiny_checkpoint
     assert code == 2
     assert message in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "out").exists()
+
+
+def test_a_large_image_is_edited_at_the_resolution_and_written_at_its_own_size(
+    monkeypatch, capsys, tiny_checkpoint, tmp_path, vae_input_sizes
+):
+    path = tmp_path / "large.png"
+    cv2.imwrite(str(path), np.random.default_rng(1).integers(0, 256, (200, 300, 3), dtype=np.uint8))
+    argv = ["--image", path, "--text", "make it blue", "--model", tiny_checkpoint, "--steps", "2"]
+    code, err = run_main(monkeypatch, capsys, *argv, "--out", tmp_path / "o", "--resolution", "64")
+    assert code == 0, err
+    assert vae_input_sizes and all(max(size) == 64 for size in vae_input_sizes)  # 64x43, padded to 64x48
+    original = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    edited = cv2.imread(str(tmp_path / "o" / "large_edited.png"), cv2.IMREAD_UNCHANGED)
+    mask = cv2.imread(str(tmp_path / "o" / "large_mask.png"), cv2.IMREAD_GRAYSCALE) > 127
+    assert edited.shape == original.shape and mask.shape == (200, 300)
+    assert cv2.imread(str(tmp_path / "o" / "large_relevance.png")).shape == (200, 300, 3)
+    assert 0 < mask.mean() < 1
+    assert np.array_equal(edited[~mask], original[~mask])
 
 
 def test_refuses_to_overwrite_outputs(monkeypatch, capsys, photo, tiny_checkpoint, tmp_path):

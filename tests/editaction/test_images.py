@@ -93,3 +93,25 @@ def test_atomic_directory_replaces_the_folder_whole_or_not_at_all(tmp_path):
     assert [path.name for path in target.iterdir()] == ["weights.safetensors"]
     assert target.stat().st_mode & 0o777 == 0o755
     assert (target / "weights.safetensors").stat().st_mode & 0o777 == 0o644
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_exif_orientation_is_applied_and_the_output_is_written_upright(tmp_path, orientation):
+    from PIL import ExifTags, Image, ImageOps
+
+    stored = np.zeros((24, 40, 3), np.uint8)  # four flat quadrants: every flip and turn tells apart
+    stored[:12, :20], stored[:12, 20:], stored[12:, :20] = (255, 0, 0), (0, 255, 0), (0, 0, 255)
+    path = tmp_path / "photo.jpg"
+    exif = Image.Exif()
+    exif[ExifTags.Base.Orientation] = orientation
+    Image.fromarray(stored).save(path, quality=100, exif=exif)
+
+    upright = np.asarray(ImageOps.exif_transpose(Image.open(path)).convert("RGB"))
+    image = read_image(path)
+    assert image.rgb.shape == (3, *upright.shape[:2])
+    read = np.rint(image.rgb.permute(1, 2, 0).numpy() * 255)
+    assert np.abs(read - upright).max() <= 8  # JPEG edges; a wrong turn is off by 255 on a quadrant
+
+    write_image(tmp_path / "out.png", to_array(image.rgb, like=image))
+    written = cv2.imread(str(tmp_path / "out.png"))[..., ::-1]
+    assert written.shape == upright.shape and np.abs(written.astype(int) - upright).max() <= 8

@@ -57,6 +57,49 @@ def test_threshold_zero_edits_the_whole_view_as_instruct_nerf2nerf(toy_scene, ti
     assert bool(pipeline.edit_view(0).all())
 
 
+def test_the_editor_works_at_the_edit_resolution_and_results_come_back_at_the_view_size(
+    toy_scene, tiny_checkpoint, vae_input_sizes
+):
+    pipeline = _pipeline(toy_scene, tiny_checkpoint, edit_resolution=16, refresh_relevance="on-edit")
+    sizes = vae_input_sizes
+    pipeline.compute_relevance_targets()
+    assert sizes and set(sizes) == {(16, 16)}  # the 32 px views, at long side 16
+    assert pipeline.datamanager.image_batch[RELEVANCE].shape == (pipeline.datamanager.num_views, 32, 32, 1)
+
+    sizes.clear()
+    before = pipeline.datamanager.image(0).clone()
+    mask = pipeline.edit_view(0)[..., 0]
+    assert sizes and set(sizes) == {(16, 16)}  # the edit and the refreshed relevance
+    assert mask.shape == (32, 32) and 0 < mask.sum() < mask.numel()
+    after = pipeline.datamanager.image(0)
+    assert torch.equal(after[~mask], before[~mask]) and not torch.equal(after[mask], before[mask])
+
+
+def test_an_empty_edit_mask_skips_the_editor_but_takes_the_turn(toy_scene, tiny_checkpoint, monkeypatch, tmp_path):
+    pipeline = _pipeline(toy_scene, tiny_checkpoint)
+    last = pipeline.model.relevance_field.mlp[-2]
+    last.weight.data.zero_()
+    last.bias.data.fill_(-1e4)  # relevance 0 everywhere: no pixel reaches the threshold
+    datamanager = pipeline.datamanager
+    datamanager.set_relevance(slice(None), torch.zeros_like(datamanager.original_images[..., :1]))
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the editor must not run for an empty mask")
+
+    monkeypatch.setattr(pipeline.editor, "edit", refuse)
+    monkeypatch.setattr(pipeline.editor, "relevance_map", refuse)
+    pipeline.bind_run(tmp_path / "run")
+    images = datamanager.image_batch["image"].clone()
+    first, second = pipeline.next_view(), pipeline._view_order[1]
+    assert not pipeline.edit_view(first).any()
+    assert torch.equal(datamanager.image_batch["image"], images)
+    assert (pipeline.edits_done, pipeline.edits_skipped, pipeline.next_view()) == (1, 1, second)
+
+    resumed = _pipeline(toy_scene, tiny_checkpoint)
+    resumed.bind_run(tmp_path / "resumed", resume_from=tmp_path / "run")
+    assert resumed.next_view() == second  # the skipped turn counts in a resumed run too
+
+
 def test_view_i_of_the_buffers_is_the_image_of_camera_i(pipeline):
     """Edits render camera i and write buffer i: both must be dataset view i (nerfstudio's loader shuffles)."""
     datamanager = pipeline.datamanager
@@ -197,6 +240,16 @@ def test_text_flag_reaches_the_pipeline_and_prompt_is_refused(tmp_path, monkeypa
         config = _parse(*args, "--output-dir", str(tmp_path), "--data", str(tmp_path))
         with pytest.raises(SystemExit, match=message):
             ns_train_script.main(config)
+
+
+def test_edit_resolution_flag_reaches_the_pipeline_and_a_negative_one_is_refused(capsys):
+    assert _parse("--text", TEXT).pipeline.edit_resolution == 512
+    assert _parse("--text", TEXT, "--pipeline.edit-resolution", "0").pipeline.edit_resolution == 0
+    with pytest.raises(SystemExit):
+        _parse("--text", TEXT, "--pipeline.edit-resolution", "-1")
+    assert "edit resolution must be" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="edit resolution must be"):
+        dataclasses.replace(relevance_edit_tiny.config.pipeline, edit_resolution=-8)
 
 
 def test_a_data_set_without_rgb_images_is_refused(tmp_path, tiny_checkpoint):
