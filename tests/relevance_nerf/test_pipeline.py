@@ -81,7 +81,7 @@ def test_an_empty_edit_mask_skips_the_editor_but_takes_the_turn(toy_scene, tiny_
     last.weight.data.zero_()
     last.bias.data.fill_(-1e4)  # relevance 0 everywhere: no pixel reaches the threshold
     datamanager = pipeline.datamanager
-    datamanager.set_relevance(slice(None), torch.zeros_like(datamanager.original_images[..., :1]))
+    datamanager.set_relevance(slice(None), torch.zeros(datamanager.num_views, *datamanager.original_image(0).shape[:2], 1))
 
     def refuse(*args, **kwargs):
         raise AssertionError("the editor must not run for an empty mask")
