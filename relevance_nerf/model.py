@@ -26,6 +26,10 @@ from relevance_nerf.relevance_field import RelevanceHead, edit_mask, render_rele
 
 RELEVANCE = "relevance"
 EDIT_MASK = "edit_mask"
+RELEVANCE_HEAD = "relevance_head"
+"""The model's attribute holding the ``RelevanceHead``, and its optimiser param group."""
+LEGACY_HEAD_NAME = "relevance_field"
+"""Their name in edit runs saved before the rename (their checkpoints and configs still load)."""
 
 
 @dataclass
@@ -89,14 +93,14 @@ class RelevanceNerfactoModel(OfflineNerfactoModel):
         if type(self.field) is not NerfactoField:
             raise TypeError(f"relevance-edit extends nerfacto's NerfactoField, not {type(self.field).__name__}")
         self.field.__class__ = GeometryKeepingNerfactoField
-        self.relevance_field = RelevanceHead(
+        self.relevance_head = RelevanceHead(
             self.field.geo_feat_dim, self.config.relevance_hidden_dim, self.config.relevance_num_layers
         )
         self.relevance_loss = MSELoss()
 
     def get_param_groups(self) -> dict[str, list[Parameter]]:
         groups = super().get_param_groups()
-        groups["relevance_field"] = list(self.relevance_field.parameters())
+        groups[RELEVANCE_HEAD] = list(self.relevance_head.parameters())
         return groups
 
     def get_outputs(self, ray_bundle: RayBundle) -> dict[str, Tensor | list]:
@@ -110,8 +114,15 @@ class RelevanceNerfactoModel(OfflineNerfactoModel):
         ray_samples, density, geometry_features = self.field.kept
         self.field.kept = None  # do not hold the batch's graph past this call
         weights = ray_samples.get_weights(density.detach())
-        outputs[RELEVANCE] = render_relevance(self.relevance_field(geometry_features), weights)
+        outputs[RELEVANCE] = render_relevance(self.relevance_head(geometry_features), weights)
         return outputs
+
+    def _load_from_state_dict(self, state_dict: dict[str, Tensor], prefix: str, *args) -> None:
+        """Checkpoints of earlier edit runs hold the head under its legacy name: load them under the current one."""
+        legacy = f"{prefix}{LEGACY_HEAD_NAME}."
+        for key in [key for key in state_dict if key.startswith(legacy)]:
+            state_dict[f"{prefix}{RELEVANCE_HEAD}.{key[len(legacy) :]}"] = state_dict.pop(key)
+        super()._load_from_state_dict(state_dict, prefix, *args)
 
     def get_loss_dict(self, outputs, batch, metrics_dict=None) -> dict[str, Tensor]:
         loss_dict = super().get_loss_dict(outputs, batch, metrics_dict)

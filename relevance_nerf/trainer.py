@@ -10,15 +10,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from nerfstudio.engine.callbacks import TrainingCallback, TrainingCallbackLocation
+from nerfstudio.engine.optimizers import Optimizers
 from nerfstudio.engine.trainer import Trainer, TrainerConfig
 from nerfstudio.utils import writer
 from nerfstudio.utils.rich_utils import CONSOLE
 
 from relevance_nerf.checkpoints import latest_step
 from relevance_nerf.errors import RelevanceEditError
+from relevance_nerf.model import LEGACY_HEAD_NAME, RELEVANCE_HEAD
 from relevance_nerf.pipeline import RelevanceEditPipeline, RelevanceEditPipelineConfig
 
 
@@ -74,6 +76,23 @@ def _checkpoint_run_dir(config: TrainerConfig) -> Path | None:
     return None
 
 
+def _current_group_names(groups: dict[str, Any]) -> dict[str, Any]:
+    return {RELEVANCE_HEAD if name == LEGACY_HEAD_NAME else name: value for name, value in groups.items()}
+
+
+class RelevanceEditOptimizers(Optimizers):
+    """nerfstudio's optimizers; also reads configs and checkpoints that give the head's group its legacy name."""
+
+    def __init__(self, config: dict[str, Any], param_groups: dict[str, list]) -> None:
+        super().__init__(_current_group_names(config), param_groups)
+
+    def load_optimizers(self, loaded_state: dict[str, Any]) -> None:
+        super().load_optimizers(_current_group_names(loaded_state))
+
+    def load_schedulers(self, loaded_state: dict[str, Any]) -> None:
+        super().load_schedulers(_current_group_names(loaded_state))
+
+
 class RelevanceEditTrainer(Trainer):
     config: RelevanceEditTrainerConfig
     pipeline: RelevanceEditPipeline
@@ -98,6 +117,9 @@ class RelevanceEditTrainer(Trainer):
                 iters=(self._start_step,),
             )
         )
+
+    def setup_optimizers(self) -> Optimizers:
+        return RelevanceEditOptimizers(self.config.optimizers.copy(), self.pipeline.get_param_groups())
 
     def _progress_to_last_step(self, step: int) -> None:
         """Progress and ETA towards this run's last step: nerfstudio assumes runs start at 0, these start after

@@ -9,20 +9,24 @@ from nerfstudio.cameras.rays import RayBundle
 from nerfstudio.data.scene_box import SceneBox
 from nerfstudio.fields.nerfacto_field import NerfactoField
 
+from relevance_nerf.method_configs import nerfacto_optimizers
 from relevance_nerf.model import (
+    LEGACY_HEAD_NAME,
     RELEVANCE,
+    RELEVANCE_HEAD,
     OfflineNerfactoModel,
     OfflineNerfactoModelConfig,
     RelevanceNerfactoModel,
     RelevanceNerfactoModelConfig,
 )
+from relevance_nerf.trainer import RelevanceEditOptimizers
 from toyworld.method_configs import TINY_MODEL
 
 VIEWS = 4
 # nerfacto-tiny, with what the toy preset switches off switched on: a camera optimiser (applied to the rays in
 # training) and gradient scaling.
 SETTINGS = dict(TINY_MODEL, camera_optimizer=CameraOptimizerConfig(mode="SO3xR3"), use_gradient_scaling=True)
-NERFACTO_ONLY = ("relevance_field.",)
+NERFACTO_ONLY = ("relevance_head.",)
 
 
 def _build(config_class: type) -> OfflineNerfactoModel:
@@ -38,7 +42,7 @@ def models() -> tuple[RelevanceNerfactoModel, OfflineNerfactoModel]:
     with torch.no_grad():
         adjustment = model.camera_optimizer.pose_adjustment
         adjustment.copy_(torch.linspace(-0.1, 0.1, adjustment.numel()).reshape(adjustment.shape))
-        for parameter in [*model.field.mlp_base.parameters(), *model.relevance_field.parameters()]:
+        for parameter in [*model.field.mlp_base.parameters(), *model.relevance_head.parameters()]:
             parameter.normal_(0.0, 1.0)  # features, and so relevance, that vary along and across rays
     nerfacto = _build(OfflineNerfactoModelConfig)
     shared = {key: value for key, value in model.state_dict().items() if not key.startswith(NERFACTO_ONLY)}
@@ -84,7 +88,7 @@ def _by_hand(model: RelevanceNerfactoModel, outputs: dict, training: bool) -> to
         ray_samples, _, _ = model.proposal_sampler(bundle, density_fns=model.density_fns)
         weights = ray_samples.get_weights(NerfactoField.get_density(model.field, ray_samples)[0])
     _, features = NerfactoField.get_density(model.field, ray_samples)
-    return torch.sum(weights * model.relevance_field.mlp(features), dim=-2)
+    return torch.sum(weights * model.relevance_head.mlp(features), dim=-2)
 
 
 @pytest.mark.parametrize("training", [False, True], ids=["eval", "train"])
@@ -105,7 +109,7 @@ def test_the_relevance_loss_trains_the_head_only(models):
     _outputs(model, training=True)[RELEVANCE].sum().backward()
     others = [name for name, p in model.named_parameters() if p.grad is not None and not name.startswith("relevance")]
     assert others == []  # neither geometry, colour, proposals nor poses
-    assert all(p.grad.abs().sum() > 0 for p in model.relevance_field.parameters())
+    assert all(p.grad.abs().sum() > 0 for p in model.relevance_head.parameters())
     model.zero_grad(set_to_none=True)
 
 
@@ -117,3 +121,42 @@ def test_nerfacto_checkpoints_load_into_the_edit_model(models):
     missing, unexpected = edit.load_state_dict(state, strict=False)
     assert unexpected == [] and missing and all(key.startswith(NERFACTO_ONLY) for key in missing)
     assert all(torch.equal(edit.state_dict()[key], value) for key, value in state.items())
+
+
+def _legacy(names: dict) -> dict:
+    """``names`` as edit runs saved them before the head's rename."""
+    return {key.replace(RELEVANCE_HEAD, LEGACY_HEAD_NAME, 1): value for key, value in names.items()}
+
+
+@pytest.mark.parametrize("prefix", ["", "_model."], ids=["model", "nested"])
+def test_checkpoints_of_earlier_edit_runs_load_their_head(models, prefix):
+    model, _ = models
+    state = _legacy(model.state_dict())
+    assert len(state) == len(model.state_dict()) and any(key.startswith(f"{LEGACY_HEAD_NAME}.") for key in state)
+    resumed = _build(RelevanceNerfactoModelConfig)
+    root = torch.nn.ModuleDict({prefix[:-1]: resumed}) if prefix else resumed
+    root.load_state_dict({f"{prefix}{key}": value for key, value in state.items()}, strict=True)
+    assert all(torch.equal(resumed.state_dict()[key], value) for key, value in model.state_dict().items())
+
+
+def test_optimiser_state_and_config_of_earlier_edit_runs_load():
+    """An earlier run's config.yml (``--load-config``) and its checkpoint's optimiser and scheduler states."""
+    model = _build(RelevanceNerfactoModelConfig)
+    earlier = RelevanceEditOptimizers(_legacy(nerfacto_optimizers(100, with_relevance=True)), model.get_param_groups())
+    _outputs(model, training=True)[RELEVANCE].sum().backward()
+    earlier.optimizer_step_all()
+    earlier.scheduler_step_all(0)
+    saved = {
+        part: _legacy({k: v.state_dict() for k, v in getattr(earlier, part).items()})
+        for part in ("optimizers", "schedulers")
+    }
+
+    resumed = RelevanceEditOptimizers(nerfacto_optimizers(100, with_relevance=True), model.get_param_groups())
+    resumed.load_optimizers(saved["optimizers"])
+    resumed.load_schedulers(saved["schedulers"])
+    head = resumed.optimizers[RELEVANCE_HEAD].state_dict()["state"]
+    assert head and all(
+        torch.equal(head[i]["exp_avg"], state["exp_avg"])
+        for i, state in saved["optimizers"][LEGACY_HEAD_NAME]["state"].items()
+    )
+    assert resumed.schedulers[RELEVANCE_HEAD].state_dict() == saved["schedulers"][LEGACY_HEAD_NAME]
