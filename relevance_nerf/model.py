@@ -64,7 +64,7 @@ class RelevanceNerfactoModelConfig(OfflineNerfactoModelConfig):
     relevance_loss_mult: float = 1.0
     """Weight of the MSE between rendered and 2D relevance (WYS: 1)."""
     edit_mask_threshold: float = 0.5
-    """Threshold of the ``edit_mask`` output (the pipeline keeps it equal to its edit threshold)."""
+    """Threshold of the ``edit_mask`` output; the relevance-edit pipeline sets it (``set_edit``)."""
 
 
 class GeometryKeepingNerfactoField(NerfactoField):
@@ -135,7 +135,10 @@ class RelevanceNerfactoModel(OfflineNerfactoModel):
 
     @torch.no_grad()
     def get_outputs_for_camera_ray_bundle(self, camera_ray_bundle: RayBundle) -> dict[str, Tensor]:
-        """A full view; adds the binary ``edit_mask`` (it needs the whole view to normalise relevance)."""
+        """A full view; adds the binary ``edit_mask`` (it needs the whole view to normalise relevance).
+
+        The one place the mask is computed: the viewer shows it and the pipeline's edits use it.
+        """
         outputs = super().get_outputs_for_camera_ray_bundle(camera_ray_bundle)
         outputs[EDIT_MASK] = edit_mask(outputs[RELEVANCE], self.config.edit_mask_threshold).float()
         return outputs
