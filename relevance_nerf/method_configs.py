@@ -23,7 +23,7 @@ from nerfstudio.pipelines.base_pipeline import VanillaPipelineConfig
 from nerfstudio.plugins.types import MethodSpecification
 
 from relevance_nerf.datamanager import RelevanceEditDataManagerConfig
-from relevance_nerf.model import OfflineNerfactoModelConfig, RelevanceNerfactoModelConfig
+from relevance_nerf.model import RELEVANCE_HEAD, OfflineNerfactoModelConfig, RelevanceNerfactoModelConfig
 from relevance_nerf.pipeline import RelevanceEditPipelineConfig
 from relevance_nerf.trainer import RelevanceEditTrainerConfig
 
@@ -49,7 +49,7 @@ def nerfacto_optimizers(max_steps: int, with_relevance: bool) -> dict:
         "camera_opt": group(1e-3, 1e-4, 5000),
     }
     if with_relevance:
-        groups["relevance_field"] = group(5e-3, 1e-4, max_steps)
+        groups[RELEVANCE_HEAD] = group(5e-3, 1e-4, max_steps)
     return groups
 
 

@@ -14,9 +14,9 @@ from dataclasses import dataclass, field
 
 import torch
 from nerfstudio.cameras.cameras import Cameras
-from nerfstudio.cameras.rays import RayBundle
-from nerfstudio.field_components.field_heads import FieldHeadNames
-from nerfstudio.model_components.losses import MSELoss, scale_gradients_by_distance_squared
+from nerfstudio.cameras.rays import RayBundle, RaySamples
+from nerfstudio.fields.nerfacto_field import NerfactoField
+from nerfstudio.model_components.losses import MSELoss
 from nerfstudio.models.nerfacto import NerfactoModel, NerfactoModelConfig
 from torch import Tensor
 from torch.nn import Parameter
@@ -26,6 +26,10 @@ from relevance_nerf.relevance_field import RelevanceHead, edit_mask, render_rele
 
 RELEVANCE = "relevance"
 EDIT_MASK = "edit_mask"
+RELEVANCE_HEAD = "relevance_head"
+"""The model's attribute holding the ``RelevanceHead``, and its optimiser param group."""
+LEGACY_HEAD_NAME = "relevance_field"
+"""Their name in edit runs saved before the rename (their checkpoints and configs still load)."""
 
 
 @dataclass
@@ -60,55 +64,65 @@ class RelevanceNerfactoModelConfig(OfflineNerfactoModelConfig):
     relevance_loss_mult: float = 1.0
     """Weight of the MSE between rendered and 2D relevance (WYS: 1)."""
     edit_mask_threshold: float = 0.5
-    """Threshold of the ``edit_mask`` output (the pipeline keeps it equal to its edit threshold)."""
+    """Threshold of the ``edit_mask`` output; the relevance-edit pipeline sets it (``set_edit``)."""
+
+
+class GeometryKeepingNerfactoField(NerfactoField):
+    """nerfacto's field that keeps the samples, densities and geometry features of its last ``get_density``.
+
+    nerfstudio's ``Field.forward`` returns the features to nobody; the relevance head reads them from here.
+    The edit model swaps its field's class to this one, so the module tree and state-dict keys stay nerfacto's.
+    """
+
+    kept: tuple[RaySamples, Tensor, Tensor] | None = None
+
+    def get_density(self, ray_samples: RaySamples) -> tuple[Tensor, Tensor]:
+        density, geometry_features = super().get_density(ray_samples)
+        self.kept = (ray_samples, density, geometry_features)
+        return density, geometry_features
 
 
 class RelevanceNerfactoModel(OfflineNerfactoModel):
     config: RelevanceNerfactoModelConfig
+    field: GeometryKeepingNerfactoField
 
     def populate_modules(self) -> None:
         if self.config.predict_normals:
             raise ValueError("relevance-edit does not support predict_normals")
         super().populate_modules()
-        self.relevance_field = RelevanceHead(
+        if type(self.field) is not NerfactoField:
+            raise TypeError(f"relevance-edit extends nerfacto's NerfactoField, not {type(self.field).__name__}")
+        self.field.__class__ = GeometryKeepingNerfactoField
+        self.relevance_head = RelevanceHead(
             self.field.geo_feat_dim, self.config.relevance_hidden_dim, self.config.relevance_num_layers
         )
         self.relevance_loss = MSELoss()
 
     def get_param_groups(self) -> dict[str, list[Parameter]]:
         groups = super().get_param_groups()
-        groups["relevance_field"] = list(self.relevance_field.parameters())
+        groups[RELEVANCE_HEAD] = list(self.relevance_head.parameters())
         return groups
 
     def get_outputs(self, ray_bundle: RayBundle) -> dict[str, Tensor | list]:
-        """nerfacto's outputs plus ``relevance``; the field is queried in its two stages to reach its features."""
-        if self.training:
-            self.camera_optimizer.apply_to_raybundle(ray_bundle)
-        ray_samples, weights_list, ray_samples_list = self.proposal_sampler(ray_bundle, density_fns=self.density_fns)
-        density, geometry_features = self.field.get_density(ray_samples)
-        field_outputs = self.field.get_outputs(ray_samples, density_embedding=geometry_features)
-        field_outputs[FieldHeadNames.DENSITY] = density
-        if self.config.use_gradient_scaling:
-            field_outputs = scale_gradients_by_distance_squared(field_outputs, ray_samples)
+        """nerfacto's outputs plus ``relevance``: the head on the field's last samples, rendered with their weights.
 
-        weights = ray_samples.get_weights(field_outputs[FieldHeadNames.DENSITY])
-        weights_list.append(weights)
-        ray_samples_list.append(ray_samples)
-
-        outputs: dict[str, Tensor | list] = {
-            "rgb": self.renderer_rgb(rgb=field_outputs[FieldHeadNames.RGB], weights=weights),
-            "accumulation": self.renderer_accumulation(weights=weights),
-            "expected_depth": self.renderer_expected_depth(weights=weights, ray_samples=ray_samples),
-            RELEVANCE: render_relevance(self.relevance_field(geometry_features), weights),
-        }
-        with torch.no_grad():
-            outputs["depth"] = self.renderer_depth(weights=weights, ray_samples=ray_samples)
-        if self.training:
-            outputs["weights_list"] = weights_list
-            outputs["ray_samples_list"] = ray_samples_list
-        for i in range(self.config.num_proposal_iterations):
-            outputs[f"prop_depth_{i}"] = self.renderer_depth(weights=weights_list[i], ray_samples=ray_samples_list[i])
+        The weights are recomputed from the kept densities (nerfacto returns its own only in training); they are
+        the same values, and both features and weights are detached for the head.
+        """
+        outputs = super().get_outputs(ray_bundle)
+        assert self.field.kept is not None
+        ray_samples, density, geometry_features = self.field.kept
+        self.field.kept = None  # do not hold the batch's graph past this call
+        weights = ray_samples.get_weights(density.detach())
+        outputs[RELEVANCE] = render_relevance(self.relevance_head(geometry_features), weights)
         return outputs
+
+    def _load_from_state_dict(self, state_dict: dict[str, Tensor], prefix: str, *args) -> None:
+        """Checkpoints of earlier edit runs hold the head under its legacy name: load them under the current one."""
+        legacy = f"{prefix}{LEGACY_HEAD_NAME}."
+        for key in [key for key in state_dict if key.startswith(legacy)]:
+            state_dict[f"{prefix}{RELEVANCE_HEAD}.{key[len(legacy) :]}"] = state_dict.pop(key)
+        super()._load_from_state_dict(state_dict, prefix, *args)
 
     def get_loss_dict(self, outputs, batch, metrics_dict=None) -> dict[str, Tensor]:
         loss_dict = super().get_loss_dict(outputs, batch, metrics_dict)
@@ -121,7 +135,10 @@ class RelevanceNerfactoModel(OfflineNerfactoModel):
 
     @torch.no_grad()
     def get_outputs_for_camera_ray_bundle(self, camera_ray_bundle: RayBundle) -> dict[str, Tensor]:
-        """A full view; adds the binary ``edit_mask`` (it needs the whole view to normalise relevance)."""
+        """A full view; adds the binary ``edit_mask`` (it needs the whole view to normalise relevance).
+
+        The one place the mask is computed: the viewer shows it and the pipeline's edits use it.
+        """
         outputs = super().get_outputs_for_camera_ray_bundle(camera_ray_bundle)
         outputs[EDIT_MASK] = edit_mask(outputs[RELEVANCE], self.config.edit_mask_threshold).float()
         return outputs

@@ -36,8 +36,7 @@ from editaction.resize import check_resolution
 from relevance_nerf.datamanager import RelevanceEditDataManager, RelevanceEditDataManagerConfig
 from relevance_nerf.edit_store import EditStore
 from relevance_nerf.errors import RelevanceEditError
-from relevance_nerf.model import RELEVANCE, RelevanceNerfactoModel, RelevanceNerfactoModelConfig
-from relevance_nerf.relevance_field import edit_mask
+from relevance_nerf.model import EDIT_MASK, RelevanceNerfactoModel, RelevanceNerfactoModelConfig
 
 
 @dataclass
@@ -105,7 +104,7 @@ class RelevanceEditPipeline(VanillaPipeline):
         if test_mode == "val" and not config.text.strip():  # training: the only mode that edits
             raise RelevanceEditError('the instruction is empty: pass --text "make the red cube blue"')
         super().__init__(config, device, test_mode, world_size, local_rank, grad_scaler)
-        self.model.config.edit_mask_threshold = config.edit.threshold
+        self.set_edit()  # hands the model the mask threshold
         self.editor: Editor | None = None
         self.store: EditStore | None = None
         self.editing_paused = False
@@ -163,6 +162,12 @@ class RelevanceEditPipeline(VanillaPipeline):
             self.store.instruction = text
 
     def set_edit(self, **changes: float) -> None:
+        """Change the edit settings; the only writer of the model's mask threshold.
+
+        The model owns the edit mask: it renders ``edit_mask`` for any view (the viewer shows it) and edits
+        use that output, so what the viewer shows is what gets edited. The threshold itself stays in the edit
+        settings (``--pipeline.edit.threshold``, the viewer's slider) because the editor binarises with it too.
+        """
         self.config.edit = dataclasses.replace(self.config.edit, **changes)
         self.model.config.edit_mask_threshold = self.config.edit.threshold
 
@@ -251,7 +256,7 @@ class RelevanceEditPipeline(VanillaPipeline):
         assert self.editor is not None
         outputs = self.render_view(index)
         render = _to_chw(outputs["rgb"].clamp(0.0, 1.0))
-        mask = edit_mask(outputs[RELEVANCE], self.config.edit.threshold)
+        mask = outputs[EDIT_MASK].bool()
         if not mask.any():
             self.edits_skipped += 1
             CONSOLE.print(

@@ -5,6 +5,7 @@ and colour MLP, about twice the field's cost). Relevance needs no view dependenc
 no geometry of its own, so here it is a two-layer MLP on the main field's *detached*
 geometry features, rendered with the main field's *detached* weights: the relevance
 loss can neither bend the geometry nor the colours, and costs a fraction of a field.
+The edit model holds the head as ``relevance_head``.
 """
 
 from __future__ import annotations

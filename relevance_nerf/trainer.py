@@ -10,16 +10,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 from nerfstudio.engine.callbacks import TrainingCallback, TrainingCallbackLocation
+from nerfstudio.engine.optimizers import Optimizers
 from nerfstudio.engine.trainer import Trainer, TrainerConfig
 from nerfstudio.utils import writer
 from nerfstudio.utils.rich_utils import CONSOLE
 
 from relevance_nerf.checkpoints import METRIC_PREFIXES, MODEL_PREFIX, latest_step, model_mismatch
 from relevance_nerf.errors import RelevanceEditError
+from relevance_nerf.model import LEGACY_HEAD_NAME, RELEVANCE_HEAD
 from relevance_nerf.pipeline import RelevanceEditPipeline, RelevanceEditPipelineConfig
 from relevance_nerf.relevance_field import RelevanceHead
 
@@ -76,6 +78,23 @@ def _checkpoint_file(config: TrainerConfig) -> Path | None:
     return None
 
 
+def _current_group_names(groups: dict[str, Any]) -> dict[str, Any]:
+    return {RELEVANCE_HEAD if name == LEGACY_HEAD_NAME else name: value for name, value in groups.items()}
+
+
+class RelevanceEditOptimizers(Optimizers):
+    """nerfstudio's optimizers; also reads configs and checkpoints that give the head's group its legacy name."""
+
+    def __init__(self, config: dict[str, Any], param_groups: dict[str, list]) -> None:
+        super().__init__(_current_group_names(config), param_groups)
+
+    def load_optimizers(self, loaded_state: dict[str, Any]) -> None:
+        super().load_optimizers(_current_group_names(loaded_state))
+
+    def load_schedulers(self, loaded_state: dict[str, Any]) -> None:
+        super().load_schedulers(_current_group_names(loaded_state))
+
+
 class RelevanceEditTrainer(Trainer):
     config: RelevanceEditTrainerConfig
     pipeline: RelevanceEditPipeline
@@ -103,12 +122,17 @@ class RelevanceEditTrainer(Trainer):
             )
         )
 
+    def setup_optimizers(self) -> Optimizers:
+        return RelevanceEditOptimizers(self.config.optimizers.copy(), self.pipeline.get_param_groups())
+
     def _load_checkpoint(self) -> None:
         """nerfstudio's loading, once the checkpoint's model fits this one (a relevance head may be missing:
         plain nerfacto checkpoints have none; so may untrained metrics). nerfstudio loads with strict=False, so
         a checkpoint of another preset, hash-grid implementation or data set would start a partly untrained field."""
         if self._checkpoint is not None:
             saved = torch.load(self._checkpoint, map_location="cpu", weights_only=True, mmap=True)["pipeline"]
+            legacy, current = f"{MODEL_PREFIX}{LEGACY_HEAD_NAME}.", f"{MODEL_PREFIX}{RELEVANCE_HEAD}."
+            saved = {key.replace(legacy, current, 1) if key.startswith(legacy) else key: v for key, v in saved.items()}
             heads = tuple(
                 f"{MODEL_PREFIX}{name}."
                 for name, module in self.pipeline.model.named_children()

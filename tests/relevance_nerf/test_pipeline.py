@@ -50,6 +50,24 @@ def test_edit_changes_the_training_image_only_inside_the_rendered_mask(pipeline)
         assert torch.equal(datamanager.original_image(index), original)
 
 
+def test_edits_use_the_mask_the_model_renders(pipeline, monkeypatch):
+    """The model owns the edit mask (the viewer shows it): edits take it from the render, never recompute it."""
+    render_view = pipeline.render_view
+    half = torch.zeros(32, 32, 1)
+    half[:, :16] = 1.0  # left half; the mask the threshold would give from this render is another
+
+    def render_with_mask(index):
+        outputs = render_view(index)
+        assert not torch.equal(outputs[EDIT_MASK], half)
+        return {**outputs, EDIT_MASK: half}
+
+    monkeypatch.setattr(pipeline, "render_view", render_with_mask)
+    before = pipeline.datamanager.image(1).clone()
+    assert torch.equal(pipeline.edit_view(1), half.bool())
+    changed = (pipeline.datamanager.image(1) != before).any(dim=-1)
+    assert changed[:, :16].any() and not changed[:, 16:].any()
+
+
 def test_threshold_zero_edits_the_whole_view_as_instruct_nerf2nerf(toy_scene, tiny_checkpoint):
     pipeline = _pipeline(toy_scene, tiny_checkpoint)
     pipeline.set_edit(threshold=0.0)
@@ -81,7 +99,8 @@ def test_an_empty_edit_mask_skips_the_editor_but_takes_the_turn(toy_scene, tiny_
     last.weight.data.zero_()
     last.bias.data.fill_(-1e4)  # relevance 0 everywhere: no pixel reaches the threshold
     datamanager = pipeline.datamanager
-    datamanager.set_relevance(slice(None), torch.zeros(datamanager.num_views, *datamanager.original_image(0).shape[:2], 1))
+    height, width = datamanager.original_image(0).shape[:2]
+    datamanager.set_relevance(slice(None), torch.zeros(datamanager.num_views, height, width, 1))
 
     def refuse(*args, **kwargs):
         raise AssertionError("the editor must not run for an empty mask")
