@@ -21,7 +21,7 @@ STEPS ?= 20
 IQR ?= 10
 SPACE ?= pixel
 
-.PHONY: demo edit-image test test-fast lint train-smoke train-toy-editor evaluate-toy clean-venv
+.PHONY: demo edit-image gpu-check test test-fast lint train-smoke train-toy-editor evaluate-toy clean-venv
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -62,6 +62,10 @@ train-toy-editor: $(STAMP)
 
 evaluate-toy: $(STAMP)
 	$(PY) scripts/evaluate_toy.py --json-out outputs/toy-evaluation.json
+
+# On a machine with a CUDA GPU: SD-1.5-size editor and the 3D presets, one markdown table (bench/README.md).
+gpu-check: $(STAMP)
+	cd bench && ../$(PY) gpu_check.py
 
 test: $(STAMP)
 	$(PY) -m pytest

@@ -117,7 +117,10 @@ def main() -> int:
 
     # (a) 2D editor at SD-1.5 size, fp16.
     arch = SD15_ARCHITECTURE if args.editor_arch == "sd15" else IP2PArchitecture()
-    pipe = build_pipeline(arch).to(device, dtype)
+    pipe = build_pipeline(arch)
+    checkpoint = tempfile.TemporaryDirectory()  # the same weights, saved for the 3D runs to load as users do
+    save_pipeline(pipe, checkpoint.name)
+    pipe.to(device, dtype)
     pipe.set_progress_bar_config(disable=True)
     variants = edit_variants(pipe, args.size_2d, args.steps_2d, device)
     del variants["Editor.edit, no mask"], variants["relevance_map (pixel space) + masked edit"]
@@ -140,8 +143,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         data = write_scene(tmp / "scene", SceneSpec(size=args.scene_size)).parent
-        editor = save_pipeline(build_pipeline(arch), tmp / "editor")
-        base_config, edit_config = bench_configs("full", data, editor, device.type, tmp / "runs")
+        base_config, edit_config = bench_configs("full", data, Path(checkpoint.name), device.type, tmp / "runs")
         edit_config.pipeline.edit_rate = args.edit_rate
         base = _train(base_config, args.iterations, device)
         edit = _train(edit_config, args.iterations, device, prepare=lambda p: p.compute_relevance_targets())
@@ -171,6 +173,8 @@ def main() -> int:
         )
         if not tiny.finite:
             failures.append("3D: relevance-edit-tiny rendered or wrote non-finite values")
+
+    checkpoint.cleanup()
 
     # (c) tinycudann.
     installed = importlib.util.find_spec("tinycudann") is not None

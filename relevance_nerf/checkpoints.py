@@ -24,7 +24,8 @@ METRIC_PREFIXES = ("_model.lpips.",)
 """Untrained metric modules: nerfacto's LPIPS (fixed AlexNet weights) is in ``ns-train nerfacto`` checkpoints,
 while this project's models build it lazily, outside their state (relevance_nerf/metrics.py)."""
 
-NUMPY_SCALAR_GLOBALS = [np.core.multiarray.scalar, np.dtype, type(np.dtype(np.float64)), type(np.dtype(np.float32))]
+_NUMPY_CORE = np._core if hasattr(np, "_core") else np.core  # numpy 2 renamed its core (np.core warns)
+NUMPY_SCALAR_GLOBALS = [_NUMPY_CORE.multiarray.scalar, np.dtype, type(np.dtype(np.float64)), type(np.dtype(np.float32))]
 
 
 def allow_numpy_scalars() -> None:

@@ -21,7 +21,7 @@ from tests.relevance_nerf.conftest import TEXT
 from toyworld import SceneSpec, write_scene
 from toyworld.method_configs import nerfacto_tiny, relevance_edit_tiny
 
-HEAD = ("_model.relevance_field.",)
+HEAD = ("_model.relevance_head.",)
 ALEXNET = torchvision.models.alexnet
 BOX = SceneBox(aabb=torch.tensor([[-1.0, -1.0, -1.0], [1.0, 1.0, 1.0]]))
 
@@ -76,7 +76,7 @@ def test_checkpoints_of_other_models_are_named_as_such(edit_model, checkpoint, p
 
 def test_only_the_optional_tensors_may_be_missing(edit_model):
     plain = _model_state(nerfacto_tiny.config.pipeline.model)
-    assert model_mismatch(edit_model, plain) == "missing: 4 (first: _model.relevance_field.mlp.0.weight)"
+    assert model_mismatch(edit_model, plain) == "missing: 4 (first: _model.relevance_head.mlp.0.weight)"
     del plain["_model.field.mlp_head.layers.0.bias"]
     assert model_mismatch(edit_model, plain, optional=HEAD) == "missing: 1 (first: _model.field.mlp_head.layers.0.bias)"
 

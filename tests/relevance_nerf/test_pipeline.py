@@ -95,7 +95,7 @@ def test_the_editor_works_at_the_edit_resolution_and_results_come_back_at_the_vi
 
 def test_an_empty_edit_mask_skips_the_editor_but_takes_the_turn(toy_scene, tiny_checkpoint, monkeypatch, tmp_path):
     pipeline = _pipeline(toy_scene, tiny_checkpoint)
-    last = pipeline.model.relevance_field.mlp[-2]
+    last = pipeline.model.relevance_head.mlp[-2]
     last.weight.data.zero_()
     last.bias.data.fill_(-1e4)  # relevance 0 everywhere: no pixel reaches the threshold
     datamanager = pipeline.datamanager
