@@ -11,13 +11,17 @@
     ``edit_rate`` steps with that editor; seconds per iteration without and with an edit, peak GPU memory.
     Then ``relevance-edit-tiny`` (mixed precision off, the embedded toy editor in fp16), whose tinycudann
     fp16 features once crashed the relevance head.
-(c) Whether tinycudann ran the hash grids.
+(c) A capture-size scene (noise views of 1600x900, as ``ns-process-data`` leaves a phone capture):
+    relevance-edit at threshold 0 (every edit runs the editor), ``--pipeline.edit-resolution`` 512;
+    the 2D relevance of all views, seconds per iteration with an edit, peak GPU memory.
+(d) Whether tinycudann ran the hash grids.
 Every edit and render is checked for non-finite values (fp16 overflow); a failed check ends the table with
 ``FAILED`` lines and exit code 1. Weights are random: speed and memory do not depend on their values.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import gc
 import importlib.util
 import statistics
@@ -32,6 +36,7 @@ import torch
 import tyro
 from edit_2d import edit_variants, interleaved_medians  # bench/ scripts, run from bench/
 from measure import peak_memory_mib, seconds
+from memory_3d import write_noise_scene
 from nerf_3d import bench_configs, build_trainer, run_iteration
 
 from toyworld import SceneSpec, write_scene
@@ -55,6 +60,11 @@ class GpuCheckArgs:
     """``cpu`` tries the script itself at small sizes (memory then is peak RSS, the editor fp32)."""
     editor_arch: Literal["sd15", "tiny"] = "sd15"
     """``tiny`` (a test-size editor) only to try the script on a CPU."""
+    capture_views: int = 50
+    capture_size: tuple[int, int] = (1600, 900)
+    """Width and height of the capture-size scene (the long side a phone capture keeps after ns-process-data)."""
+    capture_iterations: int = 40
+    parts: tuple[Literal["2d", "toy-3d", "tiny", "capture"], ...] = ("2d", "toy-3d", "tiny", "capture")
 
 
 @dataclass
@@ -107,6 +117,49 @@ def _timed_training(config, iterations: int, device: torch.device, prepare) -> R
     return times
 
 
+Row = str
+
+
+def _rows(label: str, name: str, run: RunTimes, reference: RunTimes | None = None) -> list[Row]:
+    """Rows without and with an edit; ratios to ``reference``'s plain iteration where given."""
+    rows = []
+    for kind, values in (("no edit", run.plain), ("with an edit", run.with_edit)):
+        if not values:
+            continue
+        value = statistics.median(values)
+        ratio = f"{value / reference.median('plain'):.3f}" if reference else ""
+        peak_ratio = f"{run.peak_mib / reference.peak_mib:.2f}" if reference else ""
+        rows.append(
+            f"| {label} | {name}, {kind} ({len(values)} its) | {value:.4f} s/it | {ratio} "
+            f"| {run.peak_mib:.0f} | {peak_ratio} |"
+        )
+    return rows
+
+
+def check_2d(pipe, args: GpuCheckArgs, device: torch.device, dtype: torch.dtype) -> tuple[list[Row], list[str]]:
+    """(a) diffusers' pipeline vs the Editor's masked edit vs relevance map + masked edit."""
+    pipe.to(device, dtype)
+    pipe.set_progress_bar_config(disable=True)
+    variants = edit_variants(pipe, args.size_2d, args.steps_2d, device)
+    del variants["Editor.edit, no mask"], variants["relevance_map (pixel space) + masked edit"]
+    with torch.no_grad():
+        medians = interleaved_medians(variants, args.repeats, device)
+        peaks = {name: peak_memory_mib(run, device) for name, run in variants.items()}
+        result = variants["relevance_map (latent space) + masked edit"]()
+    failures = [] if torch.isfinite(result.images).all() else ["2D: the masked edit returned non-finite pixels"]
+    baseline = next(iter(variants))
+    label = (
+        f"2D, {args.editor_arch} editor {str(dtype).removeprefix('torch.')}, {args.size_2d} px, {args.steps_2d} steps"
+    )
+    rows = [
+        f"| {label} | {name} | {medians[name]:.3f} s | {medians[name] / medians[baseline]:.3f} "
+        f"| {peaks[name]:.0f} | {peaks[name] / peaks[baseline]:.2f} |"
+        for name in variants
+    ]
+    pipe.to("cpu")
+    return rows, failures
+
+
 def main() -> int:
     args = tyro.cli(GpuCheckArgs, description=__doc__)
     device = torch.device(args.device)
@@ -116,76 +169,77 @@ def main() -> int:
     dtype = torch.float16 if device.type == "cuda" else torch.float32
     start = time.perf_counter()
     torch.manual_seed(0)
-    rows: list[str] = []
+    rows: list[Row] = []
     failures: list[str] = []
-
-    # (a) 2D editor at SD-1.5 size, fp16.
+    runs: list[RunTimes] = []
     arch = SD15_ARCHITECTURE if args.editor_arch == "sd15" else IP2PArchitecture()
-    pipe = build_pipeline(arch)
-    checkpoint = tempfile.TemporaryDirectory()  # the same weights, saved for the 3D runs to load as users do
-    save_pipeline(pipe, checkpoint.name)
-    pipe.to(device, dtype)
-    pipe.set_progress_bar_config(disable=True)
-    variants = edit_variants(pipe, args.size_2d, args.steps_2d, device)
-    del variants["Editor.edit, no mask"], variants["relevance_map (pixel space) + masked edit"]
-    with torch.no_grad():
-        medians = interleaved_medians(variants, args.repeats, device)
-        peaks = {name: peak_memory_mib(run, device) for name, run in variants.items()}
-        result = variants["relevance_map (latent space) + masked edit"]()
-    if not torch.isfinite(result.images).all():
-        failures.append("2D: the fp16 masked edit returned non-finite pixels")
-    baseline = next(iter(variants))
-    label = f"2D, {args.editor_arch} editor {str(dtype)[6:]}, {args.size_2d} px, {args.steps_2d} steps"
-    for name in variants:
-        rows.append(
-            f"| {label} | {name} | {medians[name]:.3f} s | {medians[name] / medians[baseline]:.3f} "
-            f"| {peaks[name]:.0f} | {peaks[name] / peaks[baseline]:.2f} |"
-        )
-    del pipe, variants
-
-    # (b) 3D presets on the toy scene with the same editor architecture (saved, then loaded as users do).
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        data = write_scene(tmp / "scene", SceneSpec(size=args.scene_size)).parent
-        base_config, edit_config = bench_configs("full", data, Path(checkpoint.name), device.type, tmp / "runs")
-        edit_config.pipeline.edit_rate = args.edit_rate
-        base = _train(base_config, args.iterations, device)
-        edit = _train(edit_config, args.iterations, device, prepare=lambda p: p.compute_relevance_targets())
-        label = f"3D, full presets, toy scene {args.scene_size} px, {args.iterations} steps"
-        nerfacto_s = base.median("plain")
-        rows.append(f"| {label} | nerfacto-offline | {nerfacto_s:.4f} s/it | 1.000 | {base.peak_mib:.0f} | 1.00 |")
-        for name, values in (("no edit", edit.plain), ("with an edit", edit.with_edit)):
-            value = statistics.median(values) if values else float("nan")
-            rows.append(
-                f"| {label} | relevance-edit, {name} ({len(values)} its) | {value:.4f} s/it | {value / nerfacto_s:.3f} "
-                f"| {edit.peak_mib:.0f} | {edit.peak_mib / base.peak_mib:.2f} |"
+        pipe = build_pipeline(arch)
+        editor = save_pipeline(pipe, tmp / "editor")  # the 3D runs load it as users do
+        if "2d" in args.parts:
+            part_rows, part_failures = check_2d(pipe, args, device, dtype)
+            rows += part_rows
+            failures += part_failures
+        del pipe
+
+        if "toy-3d" in args.parts or "tiny" in args.parts:
+            data = write_scene(tmp / "scene", SceneSpec(size=args.scene_size)).parent
+        if "toy-3d" in args.parts:  # (b) nerfacto-offline vs relevance-edit on the toy scene
+            base_config, edit_config = bench_configs("full", data, editor, device.type, tmp / "runs")
+            edit_config.pipeline.edit_rate = args.edit_rate
+            base = _train(base_config, args.iterations, device)
+            edit = _train(edit_config, args.iterations, device, prepare=lambda p: p.compute_relevance_targets())
+            label = f"3D, full presets, toy scene {args.scene_size} px, {args.iterations} steps"
+            rows += _rows(label, "nerfacto-offline", base, base) + _rows(label, "relevance-edit", edit, base)
+            runs += [base, edit]
+            if not edit.finite:
+                failures.append("3D: relevance-edit rendered or wrote non-finite values")
+
+        if "tiny" in args.parts:  # relevance-edit-tiny as a CUDA user runs it: mixed precision off, toy editor fp16
+            tiny_config = relevance_edit_tiny.config
+            tiny_config.pipeline.datamanager.data = data
+            tiny_config.output_dir, tiny_config.vis = tmp / "runs", "tensorboard"
+            tiny_config.pipeline.text = "make the red cube blue"
+            tiny_config.pipeline.relevance_warmup_steps = 0
+            tiny_config.machine.device_type = device.type
+            tiny = _train(tiny_config, args.tiny_iterations, device)
+            rows += _rows(f"3D, relevance-edit-tiny, mixed precision off, {args.tiny_iterations} steps", "toy", tiny)
+            runs.append(tiny)
+            if not tiny.finite:
+                failures.append("3D: relevance-edit-tiny rendered or wrote non-finite values")
+
+        if "capture" in args.parts:  # (c) capture-size views, edits at 512 px
+            width, height = args.capture_size
+            capture = write_noise_scene(tmp / "capture", args.capture_views, width, height)
+            _, capture_config = bench_configs("full", capture, editor, device.type, tmp / "runs")
+            capture_config.pipeline.edit_rate = args.edit_rate
+            # threshold 0 edits whole views: every edit runs the editor, its full cost
+            capture_config.pipeline.edit = dataclasses.replace(capture_config.pipeline.edit, threshold=0.0)
+            relevance_seconds: list[float] = []
+            timed = _train(
+                capture_config,
+                args.capture_iterations,
+                device,
+                prepare=lambda p: relevance_seconds.append(seconds(p.compute_relevance_targets, device)),
             )
-        if not edit.finite:
-            failures.append("3D: relevance-edit rendered or wrote non-finite values")
+            label = f"3D, {args.capture_views} views of {width}x{height}, edit resolution 512, threshold 0"
+            rows.append(
+                f"| {label} | 2D relevance of all {args.capture_views} views (once) | {relevance_seconds[0]:.1f} s "
+                "| | | |"
+            )
+            rows += _rows(label, "relevance-edit", timed)
+            runs.append(timed)
+            if not timed.finite:
+                failures.append("3D: capture-size relevance-edit rendered or wrote non-finite values")
 
-        # relevance-edit-tiny as a CUDA user runs it: mixed precision off, tcnn if installed, toy editor in fp16.
-        tiny_config = relevance_edit_tiny.config
-        tiny_config.pipeline.datamanager.data = data
-        tiny_config.output_dir, tiny_config.vis = tmp / "runs", "tensorboard"
-        tiny_config.pipeline.text = "make the red cube blue"
-        tiny_config.pipeline.relevance_warmup_steps = 0
-        tiny_config.machine.device_type = device.type
-        tiny = _train(tiny_config, args.tiny_iterations, device)
-        label = f"3D, relevance-edit-tiny, mixed precision off, {args.tiny_iterations} steps"
-        for name, values in (("no edit", tiny.plain), ("with an edit", tiny.with_edit)):
-            value = statistics.median(values) if values else float("nan")
-            rows.append(f"| {label} | {name} ({len(values)} its) | {value:.4f} s/it | | {tiny.peak_mib:.0f} | |")
-        if not tiny.finite:
-            failures.append("3D: relevance-edit-tiny rendered or wrote non-finite values")
-
-    checkpoint.cleanup()
-
-    # (c) tinycudann.
+    # (d) tinycudann.
     installed = importlib.util.find_spec("tinycudann") is not None
-    used = base.uses_tcnn or edit.uses_tcnn or tiny.uses_tcnn
+    used = any(run.uses_tcnn for run in runs)
     name = torch.cuda.get_device_name(0) if device.type == "cuda" else "CPU"
     print(f"\n{name}, torch {torch.__version__}, CUDA {torch.version.cuda}")
-    print("| part | variant | time | x first row of part | peak GPU MiB | x first row |\n|---|---|---|---|---|---|")
+    memory = "peak GPU MiB" if device.type == "cuda" else "peak extra RSS MiB"
+    print(f"| part | variant | time | x first row of part | {memory} | x first row |\n|---|---|---|---|---|---|")
     print("\n".join(rows))
     yes_no = {True: "yes", False: "no"}
     print(f"| tinycudann | installed: {yes_no[installed]}; the hash grids ran on it: {yes_no[used]} | | | | |")

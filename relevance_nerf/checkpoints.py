@@ -24,8 +24,12 @@ METRIC_PREFIXES = ("_model.lpips.",)
 """Untrained metric modules: nerfacto's LPIPS (fixed AlexNet weights) is in ``ns-train nerfacto`` checkpoints,
 while this project's models build it lazily, outside their state (relevance_nerf/metrics.py)."""
 
-_NUMPY_CORE = np._core if hasattr(np, "_core") else np.core  # numpy 2 renamed its core (np.core warns)
-NUMPY_SCALAR_GLOBALS = [_NUMPY_CORE.multiarray.scalar, np.dtype, type(np.dtype(np.float64)), type(np.dtype(np.float32))]
+try:  # numpy 2 renamed its core (np.core warns there)
+    from numpy._core.multiarray import scalar as _numpy_scalar
+except ImportError:
+    from numpy.core.multiarray import scalar as _numpy_scalar
+
+NUMPY_SCALAR_GLOBALS = [_numpy_scalar, np.dtype, type(np.dtype(np.float64)), type(np.dtype(np.float32))]
 
 
 def allow_numpy_scalars() -> None:
