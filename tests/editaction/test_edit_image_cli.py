@@ -1,4 +1,4 @@
-"""scripts/edit_image.py: the happy path end to end, and one-line errors for user mistakes."""
+"""scripts/edit_image.py and editaction.edit_image behind it: the happy path end to end, one-line errors."""
 
 import subprocess
 import sys
@@ -6,10 +6,10 @@ import sys
 import cv2
 import numpy as np
 import pytest
+import tyro
 
-from tests.conftest import REPO, load_script
-
-cli = load_script("edit_image")
+from editaction.edit_image import EditImageArgs, main
+from tests.conftest import REPO
 
 
 @pytest.fixture
@@ -25,7 +25,7 @@ def run_cli(*argv):
         [sys.executable, str(REPO / "scripts" / "edit_image.py"), *map(str, argv)],
         capture_output=True,
         text=True,
-        env={"HF_HUB_OFFLINE": "1", "PATH": "/usr/bin:/bin"},
+        env={"HF_HUB_OFFLINE": "1", "PATH": "/usr/bin:/bin", "PYTHONPATH": str(REPO)},  # this checkout's packages
         timeout=300,
     )
 
@@ -60,15 +60,14 @@ def test_happy_path_writes_edit_relevance_and_mask(photo, tiny_checkpoint, tmp_p
     assert photo.read_bytes() == before
 
 
-def run_main(monkeypatch, capsys, *argv):
-    monkeypatch.setattr(sys, "argv", ["edit_image.py", *map(str, argv)])
-    code = cli.main()
+def run_main(capsys, *argv):
+    """``main`` on the arguments as the script parses them (every caller passes ``--model``)."""
+    code = main(tyro.cli(EditImageArgs, args=list(map(str, argv))))
     return code, capsys.readouterr().err
 
 
-def test_no_relevance_edits_everywhere(monkeypatch, capsys, photo, tiny_checkpoint, tmp_path):
+def test_no_relevance_edits_everywhere(capsys, photo, tiny_checkpoint, tmp_path):
     code, err = run_main(
-        monkeypatch,
         capsys,
         "--image",
         photo,
@@ -101,24 +100,24 @@ def test_no_relevance_edits_everywhere(monkeypatch, capsys, photo, tiny_checkpoi
         (["--image", "{photo}", "--text", "x", "--resolution", "-1"], "edit resolution must be"),
     ],
 )
-def test_bad_input_is_one_line_error(monkeypatch, capsys, photo, tiny_checkpoint, tmp_path, argv, message):
+def test_bad_input_is_one_line_error(capsys, photo, tiny_checkpoint, tmp_path, argv, message):
     (tmp_path / "corrupt.png").write_bytes(b"\x89PNG broken")
     argv = [a.format(tmp=tmp_path, photo=photo) for a in argv]
     if "--model" not in argv:
         argv += ["--model", str(tiny_checkpoint)]
-    code, err = run_main(monkeypatch, capsys, *argv, "--out", tmp_path / "out", "--steps", "2")
+    code, err = run_main(capsys, *argv, "--out", tmp_path / "out", "--steps", "2")
     assert code == 2
     assert message in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "out").exists()
 
 
 def test_a_large_image_is_edited_at_the_resolution_and_written_at_its_own_size(
-    monkeypatch, capsys, tiny_checkpoint, tmp_path, vae_input_sizes
+    capsys, tiny_checkpoint, tmp_path, vae_input_sizes
 ):
     path = tmp_path / "large.png"
     cv2.imwrite(str(path), np.random.default_rng(1).integers(0, 256, (200, 300, 3), dtype=np.uint8))
     argv = ["--image", path, "--text", "make it blue", "--model", tiny_checkpoint, "--steps", "2"]
-    code, err = run_main(monkeypatch, capsys, *argv, "--out", tmp_path / "o", "--resolution", "64")
+    code, err = run_main(capsys, *argv, "--out", tmp_path / "o", "--resolution", "64")
     assert code == 0, err
     assert vae_input_sizes and all(max(size) == 64 for size in vae_input_sizes)  # 64x43, padded to 64x48
     original = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
@@ -130,12 +129,12 @@ def test_a_large_image_is_edited_at_the_resolution_and_written_at_its_own_size(
     assert np.array_equal(edited[~mask], original[~mask])
 
 
-def test_refuses_to_overwrite_outputs(monkeypatch, capsys, photo, tiny_checkpoint, tmp_path):
+def test_refuses_to_overwrite_outputs(capsys, photo, tiny_checkpoint, tmp_path):
     common = ["--image", photo, "--text", "make it red", "--model", tiny_checkpoint, "--steps", "2"]
-    assert run_main(monkeypatch, capsys, *common, "--out", tmp_path / "o")[0] == 0
+    assert run_main(capsys, *common, "--out", tmp_path / "o")[0] == 0
     stamp = (tmp_path / "o" / "photo_edited.png").read_bytes()
-    code, err = run_main(monkeypatch, capsys, *common, "--out", tmp_path / "o", "--seed", "5")
+    code, err = run_main(capsys, *common, "--out", tmp_path / "o", "--seed", "5")
     assert code == 2 and "--overwrite" in err
     assert (tmp_path / "o" / "photo_edited.png").read_bytes() == stamp
-    assert run_main(monkeypatch, capsys, *common, "--out", tmp_path / "o", "--seed", "5", "--overwrite")[0] == 0
+    assert run_main(capsys, *common, "--out", tmp_path / "o", "--seed", "5", "--overwrite")[0] == 0
     assert (tmp_path / "o" / "photo_edited.png").read_bytes() != stamp
