@@ -19,6 +19,41 @@ def uint8_image(seed: int, height: int = 32, width: int = 32) -> torch.Tensor:
     return torch.from_numpy(array).permute(2, 0, 1)[None].float() / 255
 
 
+@pytest.fixture
+def unet_inputs(editor) -> list[tuple[int, torch.Tensor]]:
+    """(timestep, noisy latents of the first CFG branch) of every UNet call during the test, in order."""
+    calls = []
+
+    def record(module, args, kwargs):
+        model_input, timestep = args[:2]
+        channels = editor.pipe.vae.config.latent_channels
+        calls.append((int(timestep), model_input[: model_input.shape[0] // 3, :channels].clone()))
+
+    hook = editor.pipe.unet.register_forward_pre_hook(record, with_kwargs=True)
+    yield calls
+    hook.remove()
+
+
+def _clean_latents(editor: Editor, image: torch.Tensor) -> torch.Tensor:
+    """The scaled VAE mode of ``image``, straight from the VAE."""
+    vae = editor.pipe.vae
+    with torch.no_grad():
+        return vae.encode(image * 2 - 1).latent_dist.mode() * vae.config.scaling_factor
+
+
+def _first_noise(editor: Editor, image: torch.Tensor, seed: int) -> torch.Tensor:
+    """The first draw of a generator seeded with ``seed``, in the latents' shape."""
+    stride = editor.pipe.vae_scale_factor
+    shape = (image.shape[0], editor.pipe.vae.config.latent_channels, image.shape[2] // stride, image.shape[3] // stride)
+    return torch.randn(shape, generator=torch.Generator().manual_seed(seed))
+
+
+def _noised(editor: Editor, clean: torch.Tensor, noise: torch.Tensor, timestep: int) -> torch.Tensor:
+    """q(x_t | x_0) by hand: sqrt(alpha_bar_t) x_0 + sqrt(1 - alpha_bar_t) noise."""
+    alpha_bar = editor.pipe.scheduler.alphas_cumprod[timestep]
+    return alpha_bar.sqrt() * clean + (1 - alpha_bar).sqrt() * noise
+
+
 def test_threshold_zero_reproduces_diffusers_pipeline(editor, tiny_checkpoint):
     image = uint8_image(1)
     config = EditConfig(steps=5, text_guidance=7.5, image_guidance=1.5, threshold=0.0)
@@ -58,16 +93,30 @@ def test_pixels_outside_mask_are_bit_identical(editor, generator):
     assert not torch.equal(result.images[~outside], image[~outside])
 
 
-def test_latent_blend_keeps_unmasked_latents_on_the_input(editor, generator):
-    """Without the pixel composite, unmasked regions still come out close to the input."""
+def test_latent_blend_puts_the_input_back_at_the_next_noise_level(editor, unet_inputs, monkeypatch):
+    """Outside the latent mask, each step's latents are the input's clean latents noised with the edit's one noise
+    draw to the next timestep, and the final latents are the clean latents themselves."""
     image = uint8_image(5)
     relevance = torch.zeros(1, 1, 32, 32)
-    relevance[..., :, :16] = 1.0
-    masked = editor.edit(image, "make it blue", relevance=relevance, config=FAST, generator=generator)
-    plain = editor.edit(image, "make it blue", config=FAST, generator=torch.Generator().manual_seed(0))
-    # the right half is kept from the input exactly, while plain IP2P changed it
-    assert torch.equal(masked.images[..., 16:], image[..., 16:])
-    assert not torch.allclose(plain.images[..., 16:], image[..., 16:], atol=1e-2)
+    relevance[..., :, :16] = 1.0  # the left two of the four latent columns (stride 8)
+    decoded = []
+    decode = editor.decode_latents
+    monkeypatch.setattr(editor, "decode_latents", lambda latents: decoded.append(latents.clone()) or decode(latents))
+    editor.edit(image, "make it blue", relevance=relevance, config=FAST, generator=torch.Generator().manual_seed(0))
+
+    clean, noise = _clean_latents(editor, image), _first_noise(editor, image, seed=0)
+    timesteps = [t for t, _ in unet_inputs]
+    assert timesteps == [751, 501, 251, 1]  # 4 DDIM steps, "leading" spacing, steps_offset 1
+    assert torch.equal(unet_inputs[0][1], noise)  # strength 1 starts from the noise draw itself (sigma 1)
+    inside, outside = (..., slice(0, 2)), (..., slice(2, 4))
+    for (t, latents), previous in zip(unet_inputs[1:], timesteps[:-1], strict=True):
+        expected = _noised(editor, clean, noise, t)
+        assert torch.allclose(latents[outside], expected[outside], atol=1e-6), t
+        assert not torch.allclose(latents[outside], _noised(editor, clean, noise, previous)[outside], atol=1e-3)
+        assert not torch.allclose(latents[inside], expected[inside], atol=1e-2), t  # the edit runs inside
+    (final,) = decoded
+    assert torch.allclose(final[outside], clean[outside], atol=1e-6)
+    assert not torch.allclose(final[inside], clean[inside], atol=1e-2)
 
 
 def test_same_seed_same_result_other_seed_differs(editor):
@@ -102,14 +151,15 @@ def test_any_size_comes_back_at_input_size(editor, generator, size):
     assert torch.equal(result.images[outside], image[outside])
 
 
-def test_strength_runs_only_the_tail_of_the_schedule(editor, generator):
-    calls = []
-    hook = editor.pipe.unet.register_forward_hook(lambda *args: calls.append(1))
-    try:
-        editor.edit(uint8_image(4), "make it red", config=EditConfig(steps=10, strength=0.4), generator=generator)
-    finally:
-        hook.remove()
-    assert len(calls) == 4
+def test_strength_runs_the_tail_of_the_schedule_from_the_noised_input(editor, unet_inputs):
+    """strength 0.4 of 10 DDIM steps: the last 4 timesteps, starting at ``images`` (not the condition) noised."""
+    image, condition = uint8_image(4), uint8_image(14)
+    config = EditConfig(steps=10, strength=0.4)
+    editor.edit(image, "make it red", condition=condition, config=config, generator=torch.Generator().manual_seed(0))
+    # DDIM "leading" spacing with steps_offset 1 (SD 1.5's scheduler): 901, 801, ..., 1; the last int(10 * 0.4)
+    assert [t for t, _ in unet_inputs] == [301, 201, 101, 1]
+    clean, noise = _clean_latents(editor, image), _first_noise(editor, image, seed=0)
+    assert torch.allclose(unet_inputs[0][1], _noised(editor, clean, noise, 301), atol=1e-6)
 
 
 @pytest.mark.parametrize(
