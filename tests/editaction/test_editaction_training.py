@@ -11,10 +11,11 @@ from PIL import Image
 from safetensors.torch import load_file
 
 from editaction import EditConfig, Editor
+from editaction.train import trainer as trainer_module
 from editaction.train.action_pairs import extract_action_pairs
 from editaction.train.config import TrainConfig, load_config
 from editaction.train.dataset import EDITED_KEY, INPUT_KEY, METADATA_FILE, PROMPT_KEY, DatasetError, read_metadata
-from editaction.train.losses import action_loss, per_sample_error
+from editaction.train.losses import action_loss, per_sample_error, total_loss
 from editaction.train.negatives import NoNegativeError, content_tokens, disjoint_candidates, sample_negatives
 from editaction.train.trainer import EditActionTrainer, TrainingSetupError, denoising_target
 from tests.conftest import REPO
@@ -67,6 +68,12 @@ def test_per_sample_error_is_mean_over_chw():
     prediction, target = torch.zeros(2, 4, 2, 2), torch.zeros(2, 4, 2, 2)
     prediction[1] = 2.0
     assert per_sample_error(prediction, target).tolist() == [0.0, 4.0]
+
+
+def test_total_loss_weights_each_term_and_skips_absent_ones():
+    static, action, regularisation = torch.tensor(1.0), torch.tensor(2.0), torch.tensor(3.0)
+    assert total_loss(static, action, regularisation, lambda_action=0.5, lambda_reg=0.01).item() == pytest.approx(2.03)
+    assert total_loss(static, None, None, lambda_action=0.5, lambda_reg=0.01).item() == 1.0
 
 
 def test_negatives_never_share_a_token():
@@ -162,7 +169,9 @@ def test_extraction_reports_and_skips_bad_rows(tmp_path):
 
 
 def test_training_freezes_cross_attention_and_keeps_reference(tiny_checkpoint, action_data, tmp_path):
-    trainer = EditActionTrainer(smoke_config(tiny_checkpoint, action_data, tmp_path / "run", max_steps=2))
+    """Without weight decay a tensor changes only where the loss's gradient reaches it: all but attn2."""
+    config = smoke_config(tiny_checkpoint, action_data, tmp_path / "run", max_steps=2, adam_weight_decay=0.0)
+    trainer = EditActionTrainer(config)
     unet = trainer.accelerator.unwrap_model(trainer.unet)
     start = {name: param.detach().clone() for name, param in unet.named_parameters()}
     reference_start = {name: p.detach().clone() for name, p in trainer.reference_unet.named_parameters()}
@@ -170,6 +179,13 @@ def test_training_freezes_cross_attention_and_keeps_reference(tiny_checkpoint, a
     first = trainer.compute_losses(batch, torch.Generator().manual_seed(0))
     assert first.regularisation.item() < 1e-10  # the fine-tuned UNet starts as the reference
     assert first.action is not None
+    first.total.backward()
+    for name, param in unet.named_parameters():
+        if ".attn2." in name:
+            assert param.grad is None and not param.requires_grad, name
+        else:
+            assert param.grad is not None and param.grad.abs().sum() > 0, name
+    trainer.optimizer.zero_grad(set_to_none=True)
     final = trainer.train()
 
     cross = [name for name in start if ".attn2." in name]
@@ -192,6 +208,66 @@ def test_training_freezes_cross_attention_and_keeps_reference(tiny_checkpoint, a
     assert result.images.shape == image.shape
     logs = list((tmp_path / "run" / "editaction").rglob("events.out.tfevents*"))
     assert logs  # tensorboard
+
+
+@pytest.fixture
+def action_trainer(tiny_checkpoint, action_data, tmp_path, monkeypatch):
+    """A trainer whose every sample has its full conditioning (no dropout), and a record of each loss computation:
+    the UNet's right- and negative-instruction predictions and the noise they are scored against."""
+    config = smoke_config(
+        tiny_checkpoint, action_data, tmp_path / "run", conditioning_dropout=0.0, lambda_reg=0.0, adam_weight_decay=0.0
+    )
+    trainer = EditActionTrainer(config)
+    trainer.calls = []
+    trainer.targets = []
+    unet = trainer.accelerator.unwrap_model(trainer.unet)
+    record = lambda module, args, kwargs, output: trainer.calls.append(  # noqa: E731
+        (kwargs["encoder_hidden_states"].detach(), output.sample.detach())
+    )
+    hook = unet.register_forward_hook(record, with_kwargs=True)
+
+    def recording_error(prediction, target):
+        trainer.targets.append(target.detach())
+        return per_sample_error(prediction, target)
+
+    monkeypatch.setattr(trainer_module, "per_sample_error", recording_error)
+    yield trainer
+    hook.remove()
+
+
+def _errors_by_hand(trainer, batch) -> tuple[torch.Tensor, torch.Tensor]:
+    """e(c_T) and e(c_T') of the last loss computation: mean squared error of each branch against the noise."""
+    texts, prediction = trainer.calls[-1]
+    noise = trainer.targets[-1]
+    size = batch["instruction"].shape[0]
+    right = trainer.instruction_embeddings[batch["instruction"]]
+    assert torch.equal(texts[:size], right) and not torch.equal(texts[size:], right)
+    right_error = (prediction[:size] - noise).pow(2).mean(dim=(1, 2, 3))
+    negative_error = (prediction[size:] - noise).pow(2).mean(dim=(1, 2, 3))
+    return right_error, negative_error
+
+
+def test_the_action_term_is_softplus_of_the_right_minus_the_negative_error(action_trainer):
+    batch = next(iter(torch.utils.data.DataLoader(action_trainer.dataset, batch_size=2)))
+    losses = action_trainer.compute_losses(batch, torch.Generator().manual_seed(0))
+    right, negative = _errors_by_hand(action_trainer, batch)
+    assert (right - negative).abs().min() > 1e-4  # the sign of the difference matters
+    assert losses.action.item() == pytest.approx(torch.log1p(torch.exp(right - negative)).mean().item(), rel=1e-5)
+    assert losses.static.item() == pytest.approx(right.mean().item(), rel=1e-5)
+
+
+def test_the_action_loss_alone_fits_the_right_instruction_better_than_the_negative(action_trainer):
+    """A few optimiser steps on L_action alone, on one batch with fixed noise: e(c_T) - e(c_T') goes down."""
+    batch = next(iter(torch.utils.data.DataLoader(action_trainer.dataset, batch_size=2)))
+    gaps = []
+    for _ in range(4):
+        losses = action_trainer.compute_losses(batch, torch.Generator().manual_seed(0))
+        right, negative = _errors_by_hand(action_trainer, batch)
+        gaps.append((right - negative).mean().item())
+        losses.action.backward()
+        action_trainer.optimizer.step()
+        action_trainer.optimizer.zero_grad(set_to_none=True)
+    assert all(later < earlier for earlier, later in zip(gaps, gaps[1:], strict=False)), gaps
 
 
 def test_unfrozen_cross_attention_and_no_reference(tiny_checkpoint, action_data, tmp_path):
