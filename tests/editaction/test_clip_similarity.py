@@ -1,4 +1,5 @@
-"""CLIP metrics on a tiny random CLIP saved offline: loading, the two formulas, a clear error without weights."""
+"""CLIP metrics: the two formulas on hand-made embeddings, a tiny random CLIP saved offline, a clear error without
+weights."""
 
 from __future__ import annotations
 
@@ -27,11 +28,52 @@ def clip(tmp_path_factory) -> ClipSimilarity:
     return ClipSimilarity.from_pretrained(folder)
 
 
-def test_text_image_is_the_mean_cosine_of_unit_embeddings(clip):
+class HandMadeClip(torch.nn.Module):
+    """CLIP features known by construction: an image's is its mean colour, a caption's is looked up in a table."""
+
+    device = torch.device("cpu")
+
+    def __init__(self, captions: dict[str, list[float]]):
+        super().__init__()
+        tokenizer = build_clip_tokenizer()
+        self.table = {tuple(tokenizer(text)["input_ids"]): torch.tensor(vector) for text, vector in captions.items()}
+
+    def get_image_features(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        return pixel_values.mean(dim=(2, 3))
+
+    def get_text_features(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        rows = zip(input_ids, attention_mask, strict=True)
+        return torch.stack([self.table[tuple(ids[mask.bool()].tolist())] for ids, mask in rows])
+
+
+@pytest.fixture
+def hand_made() -> ClipSimilarity:
+    captions = {"a blue cube": [3.0, 4.0, 0.0], "a red cube": [2.0, 0.0, 0.0], "a green cube": [0.0, 0.5, 0.0]}
+    passthrough = CLIPImageProcessor(do_resize=False, do_center_crop=False, do_normalize=False)
+    return ClipSimilarity(HandMadeClip(captions), build_clip_tokenizer(), passthrough)
+
+
+def colours(*rgb: tuple[float, float, float]) -> torch.Tensor:
+    """8 x 8 images of one colour each."""
+    return torch.tensor(rgb)[:, :, None, None].expand(-1, -1, 8, 8)
+
+
+def test_text_image_is_the_mean_cosine_of_known_embeddings(hand_made):
+    # unit image embeddings (1, 0, 0), (0, 1, 0), (0.6, 0.8, 0) against the caption's (0.6, 0.8, 0)
+    images = colours((0.3, 0.0, 0.0), (0.0, 0.2, 0.0), (0.3, 0.4, 0.0))
+    assert hand_made.text_image(images, "a blue cube") == pytest.approx((0.6 + 0.8 + 1.0) / 3, abs=1e-6)
+
+
+def test_directional_is_the_mean_cosine_of_known_changes(hand_made):
+    # image changes (-1, 1, 0) and (-1, 0, 1) against the caption change (1, 0, 0) -> (0, 1, 0): cosines 1 and 1/2
+    before, after = colours((0.5, 0.0, 0.0), (0.5, 0.0, 0.0)), colours((0.0, 0.5, 0.0), (0.0, 0.0, 0.5))
+    assert hand_made.directional(before, after, "a red cube", "a green cube") == pytest.approx(0.75, abs=1e-6)
+
+
+def test_a_real_clip_gives_unit_embeddings(clip):
     images = torch.rand(3, 3, 48, 48, generator=torch.Generator().manual_seed(1))
-    expected = (clip.image_embeddings(images) @ clip.text_embeddings(["a blue cube"])[0]).mean()
-    assert clip.text_image(images, "a blue cube") == pytest.approx(float(expected), abs=1e-6)
     assert torch.allclose(clip.image_embeddings(images).norm(dim=-1), torch.ones(3))
+    assert torch.allclose(clip.text_embeddings(["a blue cube", "a red cube"]).norm(dim=-1), torch.ones(2))
 
 
 def test_directional_similarity_follows_the_caption_change(clip):

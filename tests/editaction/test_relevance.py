@@ -39,11 +39,20 @@ def test_normalise_range_and_constant_map_is_safe():
     assert torch.isfinite(constant).all() and (constant == 0).all()
 
 
-def test_relevance_from_gap_upsamples_to_image_size():
-    gap = torch.rand(2, 1, 4, 6)
-    relevance = relevance_from_gap(gap, (32, 48), iqr_factor=1.5)
-    assert relevance.shape == (2, 1, 32, 48)
-    assert relevance.min() >= 0 and relevance.max() <= 1
+def test_relevance_from_gap_clamps_then_normalises_a_hand_made_gap():
+    gap = torch.tensor([1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 100.0]).view(1, 1, 2, 4)
+    # 100 is clamped to Q3 + 1.5 IQR = 11.5 (test above), then (v - 1) / (11.5 - 1)
+    expected = torch.tensor([0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 10.5]) / 10.5
+    assert torch.allclose(relevance_from_gap(gap, (2, 4), iqr_factor=1.5).flatten(), expected, atol=1e-6)
+
+
+def test_relevance_from_gap_upsamples_bilinearly_to_image_size():
+    gap = torch.tensor([[0.0, 1.0], [2.0, 3.0]]).view(1, 1, 2, 2)  # (2i + j): no outlier, normalised to (2i + j) / 3
+    relevance = relevance_from_gap(gap, (4, 4), iqr_factor=1.5)
+    # pixel k of 4 samples the 2-cell grid at (k + 0.5) / 2 - 0.5, clamped to [0, 1]; bilinear is exact on (2i + j)
+    position = torch.tensor([0.0, 0.25, 0.75, 1.0])
+    expected = (2 * position[:, None] + position[None, :]) / 3
+    assert torch.allclose(relevance[0, 0], expected, atol=1e-6)
 
 
 @pytest.mark.parametrize("prediction_type", ["epsilon", "v_prediction", "sample"])
@@ -67,7 +76,37 @@ def test_editor_relevance_map_shape_and_range(editor, generator, space):
     relevance = editor.relevance_map(images, "make the cube blue", config=config, generator=generator)
     assert relevance.shape == (2, 1, 40, 56)
     assert relevance.min() >= 0 and relevance.max() <= 1
-    assert relevance.max() > 0.9  # min-max normalised: the most relevant pixel is near 1
+
+
+def test_pixel_space_relevance_spans_exactly_0_to_1(editor, generator):
+    """Pixel-space maps are min-max normalised at the image's own resolution: each has a 0 and a 1."""
+    images = torch.rand(2, 3, 40, 56, generator=generator)
+    config = RelevanceConfig(space="pixel")
+    relevance = editor.relevance_map(images, "make the cube blue", config=config, generator=generator)
+    assert torch.equal(relevance.amin(dim=(1, 2, 3)), torch.zeros(2))
+    assert torch.allclose(relevance.amax(dim=(1, 2, 3)), torch.ones(2), atol=1e-6)
+
+
+def test_latent_relevance_of_a_known_prediction_gap(editor, generator):
+    """With- and without-instruction predictions that differ by a ramp (across columns for the first image, across
+    rows for the second): the maps are the normalised ramps, upsampled bilinearly from the 5 x 7 latent grid."""
+    rows, columns = torch.arange(5.0)[:, None].expand(5, 7), torch.arange(7.0)[None, :].expand(5, 7)
+
+    def known_gap(module, args, kwargs, output):
+        prediction = torch.zeros_like(output[0])  # the batch is [image 0, image 1] with, then without, the text
+        prediction[0, 0], prediction[1, 1] = columns, -rows  # the L1 gap over channels ignores the sign
+        return (prediction,)
+
+    hook = editor.pipe.unet.register_forward_hook(known_gap, with_kwargs=True)
+    try:
+        images = torch.rand(2, 3, 40, 56, generator=generator)
+        relevance = editor.relevance_map(images, "make the cube blue", generator=generator)
+    finally:
+        hook.remove()
+    # pixel k samples the latent grid at (k + 0.5) / 8 - 0.5 (stride 8), clamped to the grid; the ramps are linear
+    position = lambda pixels, cells: ((torch.arange(pixels) + 0.5) / 8 - 0.5).clamp(0, cells - 1)  # noqa: E731
+    assert torch.allclose(relevance[0, 0], (position(56, 7) / 6).expand(40, 56), atol=1e-6)
+    assert torch.allclose(relevance[1, 0], (position(40, 5)[:, None] / 4).expand(40, 56), atol=1e-6)
 
 
 def test_pixel_space_relevance_is_not_an_upsampled_latent_grid(editor, generator):
