@@ -16,15 +16,18 @@ from nerfstudio.utils.eval_utils import eval_setup
 from editaction import Editor
 from relevance_nerf.model import EDIT_MASK, RELEVANCE
 from relevance_nerf.pipeline import RelevanceEditPipeline
+from relevance_nerf.relevance_field import edit_mask
 from tests.relevance_nerf.conftest import TEXT
 from toyworld.method_configs import relevance_edit_tiny
+
+THRESHOLD = 0.5
 
 
 def _pipeline(toy_scene, tiny_checkpoint, **changes) -> RelevanceEditPipeline:
     config = copy.deepcopy(relevance_edit_tiny.config.pipeline)
     config.datamanager.data = toy_scene
     config.text, config.editor = TEXT, str(tiny_checkpoint)
-    config.edit = type(config.edit)(steps=4, threshold=0.5)
+    config.edit = type(config.edit)(steps=4, threshold=THRESHOLD)
     for key, value in changes.items():
         setattr(config, key, value)
     return config.setup(device="cpu", test_mode="val")
@@ -37,35 +40,40 @@ def pipeline(toy_scene, tiny_checkpoint):
     return pipeline
 
 
-def test_edit_changes_the_training_image_only_inside_the_rendered_mask(pipeline):
+def _rectangle(rows: slice, columns: slice, size: int = 32) -> torch.Tensor:
+    mask = torch.zeros(size, size, 1, dtype=torch.bool)
+    mask[rows, columns] = True
+    return mask
+
+
+def _render_masks(pipeline: RelevanceEditPipeline, monkeypatch, masks: dict[int, torch.Tensor]) -> None:
+    """Views render the given edit masks (an untrained relevance head renders a near-constant map, whose
+    normalised mask is noise), each different from the model's own."""
+    render_view = pipeline.render_view
+
+    def render_with_mask(index):
+        outputs = render_view(index)
+        assert not torch.equal(outputs[EDIT_MASK].bool(), masks[index])
+        return {**outputs, EDIT_MASK: masks[index].float()}
+
+    monkeypatch.setattr(pipeline, "render_view", render_with_mask)
+
+
+def test_edit_changes_the_training_image_only_inside_the_rendered_mask(pipeline, monkeypatch):
+    """The model owns the edit mask (the viewer shows it): edits take it from the render, never recompute it."""
+    masks = {index: _rectangle(slice(4 * index, 12 + 4 * index), slice(8, 24 + index)) for index in range(3)}
+    _render_masks(pipeline, monkeypatch, masks)
     datamanager = pipeline.datamanager
-    for index in range(3):
+    for index, expected in masks.items():
         before = datamanager.image(index).clone()
         original = datamanager.original_image(index).clone()
         mask = pipeline.edit_view(index)
         after = datamanager.image(index)
-        assert 0 < mask.sum() < mask.numel()
-        assert torch.equal(after[~mask[..., 0]], before[~mask[..., 0]])  # bit for bit outside
-        assert not torch.equal(after[mask[..., 0]], before[mask[..., 0]])  # the random editor changes inside
+        assert torch.equal(mask, expected)
+        changed = (after != before).any(dim=-1)
+        assert not changed[~mask[..., 0]].any()  # bit for bit outside
+        assert changed[mask[..., 0]].any()  # the random editor changes inside
         assert torch.equal(datamanager.original_image(index), original)
-
-
-def test_edits_use_the_mask_the_model_renders(pipeline, monkeypatch):
-    """The model owns the edit mask (the viewer shows it): edits take it from the render, never recompute it."""
-    render_view = pipeline.render_view
-    half = torch.zeros(32, 32, 1)
-    half[:, :16] = 1.0  # left half; the mask the threshold would give from this render is another
-
-    def render_with_mask(index):
-        outputs = render_view(index)
-        assert not torch.equal(outputs[EDIT_MASK], half)
-        return {**outputs, EDIT_MASK: half}
-
-    monkeypatch.setattr(pipeline, "render_view", render_with_mask)
-    before = pipeline.datamanager.image(1).clone()
-    assert torch.equal(pipeline.edit_view(1), half.bool())
-    changed = (pipeline.datamanager.image(1) != before).any(dim=-1)
-    assert changed[:, :16].any() and not changed[:, 16:].any()
 
 
 def test_threshold_zero_edits_the_whole_view_as_instruct_nerf2nerf(toy_scene, tiny_checkpoint):
@@ -76,9 +84,12 @@ def test_threshold_zero_edits_the_whole_view_as_instruct_nerf2nerf(toy_scene, ti
 
 
 def test_the_editor_works_at_the_edit_resolution_and_results_come_back_at_the_view_size(
-    toy_scene, tiny_checkpoint, vae_input_sizes
+    toy_scene, tiny_checkpoint, vae_input_sizes, monkeypatch
 ):
     pipeline = _pipeline(toy_scene, tiny_checkpoint, edit_resolution=16, refresh_relevance="on-edit")
+    # edges on the 2-pixel grid of the 16 px working size: shrunk, thresholded and upsampled, it comes back as is
+    expected = _rectangle(slice(4, 28), slice(2, 18))
+    _render_masks(pipeline, monkeypatch, {0: expected})
     sizes = vae_input_sizes
     pipeline.compute_relevance_targets()
     assert sizes and set(sizes) == {(16, 16)}  # the 32 px views, at long side 16
@@ -88,7 +99,7 @@ def test_the_editor_works_at_the_edit_resolution_and_results_come_back_at_the_vi
     before = pipeline.datamanager.image(0).clone()
     mask = pipeline.edit_view(0)[..., 0]
     assert sizes and set(sizes) == {(16, 16)}  # the edit and the refreshed relevance
-    assert mask.shape == (32, 32) and 0 < mask.sum() < mask.numel()
+    assert torch.equal(mask, expected[..., 0])
     after = pipeline.datamanager.image(0)
     assert torch.equal(after[~mask], before[~mask]) and not torch.equal(after[mask], before[mask])
 
@@ -133,8 +144,23 @@ def test_relevance_targets_enter_the_ray_batches_in_0_1(pipeline):
     _, batch = pipeline.datamanager.next_train(0)
     assert batch[RELEVANCE].shape == (batch["image"].shape[0], 1)
     assert 0.0 <= batch[RELEVANCE].min() and batch[RELEVANCE].max() <= 1.0
-    _, loss_dict, _ = pipeline.get_train_loss_dict(0)
-    assert "relevance_loss" in loss_dict and loss_dict["relevance_loss"] > 0
+
+
+def test_the_relevance_loss_is_the_weighted_mse_of_rendered_and_2d_relevance(pipeline, monkeypatch):
+    batches = []
+    next_train = pipeline.datamanager.next_train
+
+    def recording(step):
+        batches.append(next_train(step))
+        return batches[-1]
+
+    monkeypatch.setattr(pipeline.datamanager, "next_train", recording)
+    monkeypatch.setattr(pipeline.model.config, "relevance_loss_mult", 2.0)
+    outputs, loss_dict, _ = pipeline.get_train_loss_dict(0)
+    (_, batch), rendered = batches[0], outputs[RELEVANCE].detach()
+    assert rendered.shape == batch[RELEVANCE].shape and not torch.allclose(rendered, batch[RELEVANCE], atol=1e-3)
+    expected = 2.0 * (rendered - batch[RELEVANCE]).pow(2).mean()
+    assert loss_dict["relevance_loss"].item() == pytest.approx(expected.item(), rel=1e-5)
 
 
 def test_a_second_run_restores_edits_bit_for_bit(pipeline, toy_scene, tiny_checkpoint, tmp_path):
@@ -153,11 +179,11 @@ def test_a_second_run_restores_edits_bit_for_bit(pipeline, toy_scene, tiny_check
     assert torch.equal(other.datamanager.image(5), other.datamanager.original_image(5))
 
 
-def test_rendered_relevance_is_one_channel_in_0_1_with_a_binary_mask(pipeline):
+def test_rendered_relevance_is_one_channel_in_0_1_with_its_thresholded_mask(pipeline):
     outputs = pipeline.render_view(0)
     assert outputs[RELEVANCE].shape == (32, 32, 1) and outputs[EDIT_MASK].shape == (32, 32, 1)
     assert 0.0 <= outputs[RELEVANCE].min() and outputs[RELEVANCE].max() <= 1.0
-    assert set(outputs[EDIT_MASK].unique().tolist()) <= {0.0, 1.0}
+    assert torch.equal(outputs[EDIT_MASK], edit_mask(outputs[RELEVANCE], THRESHOLD).float())  # edit_mask: unit-tested
 
 
 @pytest.fixture(scope="module")
