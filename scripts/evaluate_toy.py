@@ -38,13 +38,19 @@ from editaction.config import RelevanceSpace
 from editaction.masking import binarize
 from editaction.train.dataset import INPUT_KEY, PROMPT_KEY, read_records
 from toyworld import TOY_ACTION_EDITOR, TOY_EDITOR, TOY_RELEVANCE
-from toyworld.metrics import GREY, iou, mean_squared_error, moved_towards, psnr_of_mse, recolour_class
+from toyworld.metrics import (
+    AFTER_EDIT,
+    after_edit,
+    iou,
+    mean_squared_error,
+    moved_towards,
+    psnr_of_mse,
+    recolour_class,
+)
 from toyworld.pairs import EVALUATION_ROWS, MASK_KEY, write_evaluation_pairs
 
 EXACT_PSNR = 100.0
 """dB shown when the median pair is left exactly as it was outside the object (its PSNR is infinite)."""
-AFTER_EDIT = ("target", "source", GREY, "other")
-"""What the object's colour became (``_after_edit``)."""
 
 
 @dataclass
@@ -99,7 +105,7 @@ def evaluate_recolour(editor: Editor, folder: Path, args: EvaluateArgs) -> dict[
         pairs.append(
             {
                 "instruction": instruction,
-                "after_edit": _after_edit(after, colour, record["target_colour"]),
+                "after_edit": after_edit(after, colour, record["target_colour"]),
                 "colour_class": after,
                 "object_rgb": guided.cpu()[:, mask].mean(dim=1).tolist() if mask.any() else None,
             }
@@ -118,11 +124,6 @@ def evaluate_recolour(editor: Editor, folder: Path, args: EvaluateArgs) -> dict[
     results["after_edit"] = dict(Counter(pair["after_edit"] for pair in pairs))
     results["pairs"] = pairs
     return results
-
-
-def _after_edit(colour_class: str, source: str, target: str) -> str:
-    """``AFTER_EDIT`` of an object of colour ``source`` asked to become ``target`` whose edit is ``colour_class``."""
-    return {target: "target", source: "source", GREY: GREY}.get(colour_class, "other")
 
 
 def evaluate_moves(editor: Editor, folder: Path, args: EvaluateArgs) -> float:

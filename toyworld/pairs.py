@@ -19,6 +19,7 @@ spread wider, in more sizes: how far the editor generalises beyond the layouts i
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -188,6 +189,22 @@ def make_pair(
     raise ValueError(f"kind must be 'recolour' or 'move', got {kind!r}")
 
 
+def generate_pairs(
+    count: int,
+    kinds: tuple[str, ...],
+    split: str,
+    size: int = 64,
+    seed: int = 0,
+    layouts: LayoutRange = TRAINING_LAYOUTS,
+) -> Iterator[EditPairRecord]:
+    """``count`` pairs (kinds in turn); the ``unseen`` split edits only HELD_OUT objects."""
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+    rng = np.random.default_rng(seed)
+    for index in range(count):
+        yield make_pair(rng, kinds[index % len(kinds)], size=size, held_out=split == "unseen", layouts=layouts)
+
+
 def write_pairs(
     out: Path,
     count: int,
@@ -197,19 +214,17 @@ def write_pairs(
     seed: int = 0,
     layouts: LayoutRange = TRAINING_LAYOUTS,
 ) -> Path:
-    """Write ``count`` pairs (kinds in turn) into ``out``; the ``unseen`` split edits only HELD_OUT objects.
+    """Write ``generate_pairs(...)`` into ``out``; returns the path of ``metadata.jsonl``."""
+    return save_pairs(out, generate_pairs(count, kinds, split, size, seed, layouts), count, f"toy {split} pairs")
 
-    Returns the path of ``metadata.jsonl``.
-    """
-    if split not in SPLITS:
-        raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+
+def save_pairs(out: Path, pairs: Iterable[EditPairRecord], count: int, description: str) -> Path:
+    """Write ``count`` pairs into a new data set folder ``out``; returns the path of its ``metadata.jsonl``."""
     out = Path(out)
     if (out / "metadata.jsonl").exists():
         raise FileExistsError(f"{out} already holds a data set; choose another folder or delete it")
-    rng = np.random.default_rng(seed)
     records = []
-    for index in tqdm(range(count), desc=f"toy {split} pairs", unit="pair"):
-        pair = make_pair(rng, kinds[index % len(kinds)], size=size, held_out=split == "unseen", layouts=layouts)
+    for index, pair in enumerate(tqdm(pairs, total=count, desc=description, unit="pair")):
         name = f"{index:06d}.png"
         write_image(out / "input" / name, pair.input_image)
         write_image(out / "edited" / name, pair.edited_image)
@@ -237,12 +252,15 @@ def evaluation_seeds(split: str) -> dict[str, int]:
     return {row: EVALUATION_SEEDS[split] + index for index, row in enumerate(EVALUATION_ROWS)}
 
 
+def evaluation_pairs(split: str, row: str, count: int) -> Iterator[EditPairRecord]:
+    """The pairs of one row of ``EVALUATION_ROWS`` in ``split``, as ``write_evaluation_pairs`` writes them."""
+    spec = EVALUATION_ROWS[row]
+    return generate_pairs(count, (spec.kind,), spec.split, seed=evaluation_seeds(split)[row], layouts=spec.layouts)
+
+
 def write_evaluation_pairs(out: Path, split: str, count: int, rows: tuple[str, ...]) -> dict[str, Path]:
     """Write ``count`` pairs for each of ``rows`` (names in ``EVALUATION_ROWS``) into ``out/<row>``."""
-    seeds = evaluation_seeds(split)
-    folders = {}
-    for name in rows:
-        row = EVALUATION_ROWS[name]
-        folders[name] = Path(out) / name
-        write_pairs(folders[name], count, (row.kind,), row.split, seed=seeds[name], layouts=row.layouts)
+    folders = {row: Path(out) / row for row in rows}
+    for row, folder in folders.items():
+        save_pairs(folder, evaluation_pairs(split, row, count), count, f"toy {split} {row} pairs")
     return folders

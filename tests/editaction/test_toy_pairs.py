@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 
+from editaction.images import read_image
 from editaction.train.dataset import read_metadata, read_records
 from editaction.train.negatives import disjoint_candidates
 from toyworld.metrics import (
@@ -31,6 +32,7 @@ from toyworld.pairs import (
     TRAIN_SEEDS,
     TRAINING_LAYOUTS,
     Recolour,
+    evaluation_pairs,
     evaluation_seeds,
     make_pair,
     parse_recolour,
@@ -153,6 +155,10 @@ def test_evaluation_seeds_are_disjoint_from_training_and_each_other(tmp_path):
     assert set(folders["test"]) == {"seen", "new-layouts"}
     prompts = {split: [p.instruction for f in folders[split].values() for p in read_metadata(f)] for split in folders}
     assert prompts["validation"] != prompts["test"]
+    written = read_metadata(folders["test"]["new-layouts"])[1]
+    generated = list(evaluation_pairs("test", "new-layouts", 2))[1]
+    assert generated.instruction == written.instruction
+    assert torch.equal(_tensor(generated.edited_image), read_image(written.edited_image).rgb)
     with pytest.raises(ValueError, match="split must be one of"):
         evaluation_seeds("train")
 
