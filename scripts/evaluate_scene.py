@@ -9,8 +9,9 @@ The baseline is the same method, iterations, seed and editor with the relevance 
 disabled (``--pipeline.edit.threshold 0``: Instruct-NeRF2NeRF's behaviour); ``--before-run``
 (the nerfacto run both started from) adds the unedited reconstruction as a reference row.
 Metrics (against the unedited photos and the named object's ground-truth mask): PSNR and
-SSIM outside the mask, edit success and hue distance to the requested colour, hue spread
-across views, IoU of the rendered edit mask; CLIP text-image and directional similarity
+SSIM outside the mask, edit success and the object's colour in each view (at equal brightness:
+the requested colour, another palette colour, grey or other), hue spread across views, IoU of
+the rendered edit mask; CLIP text-image and directional similarity
 when a CLIP checkpoint is available locally (``--clip``), else those columns are skipped.
 """
 
@@ -41,6 +42,7 @@ from toyworld.evaluation import (
     render_held_out,
     run_settings,
 )
+from toyworld.metrics import HUE_TOLERANCE_DEGREES, MIN_RELATIVE_CHROMA
 from toyworld.report import write_report
 
 EDIT, BASELINE, BEFORE = "relevance-edit", "baseline (no mask)", "before edit"
@@ -135,8 +137,10 @@ def evaluate(args: EvaluateSceneArgs) -> Path:
             f"Against the unedited photos and the ground-truth mask of the {truth.object_name}. "
             "PSNR/SSIM outside the mask: preservation (higher is better), against the photos and, 'vs before', "
             "against the render before the edit (the change the edit made outside the object). "
-            "Edit success: views whose object hue is nearer the requested colour than the original. "
-            "Hue to target and hue spread across views: lower is better. IoU: rendered edit mask vs the object mask.",
+            "Edit success: views whose object's mean colour, at equal brightness, is the requested palette colour "
+            f"(hue within {HUE_TOLERANCE_DEGREES:g} degrees, at least {MIN_RELATIVE_CHROMA:.0%} of its chroma); "
+            "object colour: that class per view (grey: too little chroma; other: between palette hues). "
+            "Hue spread across views: lower is better. IoU: rendered edit mask vs the object mask.",
             "",
             clip_note + ".",
             "",

@@ -2,8 +2,10 @@
 
 python scripts/evaluate_toy.py --model toyworld/models/toy-editor --action-model toyworld/models/toy-editor-action
 
-Recolour pairs (held-out seeds, and unseen colour/shape combinations):
-  success     the object's mean colour is closer to the requested colour than to its original
+Recolour pairs of colour/shape combinations seen in training, unseen ones, and new layouts (more objects,
+sizes and places than training's), drawn from the --split's seeds (tune on validation, report test):
+  success     the object's mean colour is the requested one at equal brightness (toyworld.metrics.recolour_class)
+  after edit  what the object's colour became: the target, still the source, grey, or another colour
   PSNR out    PSNR against the input outside the ground-truth mask, with and without relevance guidance
   IoU         binarized relevance map versus the ground-truth mask
 Move pairs: how often the object's colour centroid moves the instructed way, per checkpoint.
@@ -16,8 +18,10 @@ import math
 import statistics
 import sys
 import tempfile
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 import torch
 import tyro
@@ -34,8 +38,16 @@ from editaction.config import RelevanceSpace
 from editaction.masking import binarize
 from editaction.train.dataset import INPUT_KEY, PROMPT_KEY, read_records
 from toyworld import TOY_ACTION_EDITOR, TOY_EDITOR, TOY_RELEVANCE
-from toyworld.metrics import iou, mean_squared_error, moved_towards, psnr_of_mse, recolour_succeeded
-from toyworld.pairs import MASK_KEY, write_pairs
+from toyworld.metrics import (
+    AFTER_EDIT,
+    after_edit,
+    iou,
+    mean_squared_error,
+    moved_towards,
+    psnr_of_mse,
+    recolour_class,
+)
+from toyworld.pairs import EVALUATION_ROWS, MASK_KEY, write_evaluation_pairs
 
 EXACT_PSNR = 100.0
 """dB shown when the median pair is left exactly as it was outside the object (its PSNR is infinite)."""
@@ -47,6 +59,10 @@ class EvaluateArgs:
     """The base toy editor (recolour and relevance rows)."""
     action_models: list[Path] = field(default_factory=lambda: [Path(TOY_ACTION_EDITOR)])
     """Checkpoints compared on move pairs beside ``model`` (e.g. the action-tuned one and its ablation)."""
+    split: Literal["validation", "test"] = "test"
+    """The pairs' seeds (``toyworld.pairs.EVALUATION_SEEDS``): tune on validation, report test."""
+    rows: tuple[str, ...] = tuple(EVALUATION_ROWS)
+    """Rows to measure (names in ``toyworld.pairs.EVALUATION_ROWS``)."""
     count: int = 40
     """Pairs per row."""
     steps: int = 20
@@ -60,7 +76,7 @@ class EvaluateArgs:
     relevance_space: RelevanceSpace = TOY_RELEVANCE.space
     """Compare the two predictions as latent noise (WYS) or as decoded images (see ``RelevanceConfig.space``)."""
     seed: int = 1234
-    """Seed of the held-out pairs (training used seeds 0 and 1) and of the diffusion noise."""
+    """Seed of the diffusion noise."""
     json_out: Path | None = None
 
 
@@ -76,6 +92,7 @@ def evaluate_recolour(editor: Editor, folder: Path, args: EvaluateArgs) -> dict[
         noise_samples=args.noise_samples, iqr_factor=args.iqr_factor, space=args.relevance_space
     )
     rows: dict[str, list[float]] = {"success": [], "mse_out_guided": [], "mse_out_plain": [], "iou": []}
+    pairs = []
     for record in tqdm(read_records(folder), desc=f"recolour {folder.name}", unit="pair"):
         image, mask = _input_and_mask(folder, record)
         instruction = record[PROMPT_KEY]
@@ -83,7 +100,16 @@ def evaluate_recolour(editor: Editor, folder: Path, args: EvaluateArgs) -> dict[
         relevance = editor.relevance_map(image, instruction, config=relevance_config, generator=_gen(args))
         guided = editor.edit(image, instruction, relevance=relevance, config=edit, generator=_gen(args)).images[0]
         plain = editor.edit(image, instruction, config=edit, generator=_gen(args)).images[0]
-        rows["success"].append(float(recolour_succeeded(guided.cpu(), mask, colour, record["target_colour"])))
+        after = recolour_class(guided.cpu(), mask)
+        rows["success"].append(float(after == record["target_colour"]))
+        pairs.append(
+            {
+                "instruction": instruction,
+                "after_edit": after_edit(after, colour, record["target_colour"]),
+                "colour_class": after,
+                "object_rgb": guided.cpu()[:, mask].mean(dim=1).tolist() if mask.any() else None,
+            }
+        )
         rows["mse_out_guided"].append(mean_squared_error(guided.cpu(), image, ~mask))
         rows["mse_out_plain"].append(mean_squared_error(plain.cpu(), image, ~mask))
         rows["iou"].append(iou(binarize(relevance, args.threshold)[0, 0].cpu(), mask))
@@ -95,6 +121,8 @@ def evaluate_recolour(editor: Editor, folder: Path, args: EvaluateArgs) -> dict[
         results[f"psnr_out_{run}_median"] = min(psnr_of_mse(statistics.median(errors)), EXACT_PSNR)
         results[f"psnr_out_{run}_of_mean"] = psnr_of_mse(statistics.mean(errors))
     results["exact_outside"] = sum(error == 0 for error in rows["mse_out_guided"])
+    results["after_edit"] = dict(Counter(pair["after_edit"] for pair in pairs))
+    results["pairs"] = pairs
     return results
 
 
@@ -114,6 +142,9 @@ def _gen(args: EvaluateArgs) -> torch.Generator:
 
 def main() -> None:
     args = tyro.cli(EvaluateArgs, description=__doc__)
+    unknown = sorted(set(args.rows) - set(EVALUATION_ROWS))
+    if unknown:
+        sys.exit(f"error: unknown rows {unknown}; choose from {list(EVALUATION_ROWS)}")
     try:
         editor = Editor.from_pretrained(args.model)
         action_editors = {path.name: Editor.from_pretrained(path) for path in args.action_models}
@@ -121,40 +152,50 @@ def main() -> None:
         sys.exit(f"error: {error}")
     for each in (editor, *action_editors.values()):
         each.set_progress_bar(False)
-    results: dict[str, object] = {"model": str(args.model), "pairs_per_row": args.count, "steps": args.steps}
+    results: dict[str, object] = {
+        "model": str(args.model),
+        "split": args.split,
+        "pairs_per_row": args.count,
+        "steps": args.steps,
+    }
+    recolour_rows = [row for row in args.rows if EVALUATION_ROWS[row].kind == "recolour"]
     with tempfile.TemporaryDirectory() as tmp:
-        data = Path(tmp)
-        write_pairs(data / "test", args.count, ("recolour",), "test", seed=args.seed)
-        write_pairs(data / "unseen", args.count, ("recolour",), "unseen", seed=args.seed + 1)
-        write_pairs(data / "moves", args.count, ("move",), "test", seed=args.seed + 2)
-        for split in ("test", "unseen"):
-            results[f"recolour_{split}"] = evaluate_recolour(editor, data / split, args)
-        moves = {args.model.name: evaluate_moves(editor, data / "moves", args)}
-        for name, action_editor in action_editors.items():
-            moves[name] = evaluate_moves(action_editor, data / "moves", args)
-        results["move_success"] = moves
+        folders = write_evaluation_pairs(Path(tmp), args.split, args.count, args.rows)
+        for row in recolour_rows:
+            results[f"recolour_{row}"] = evaluate_recolour(editor, folders[row], args)
+        if "moves" in folders:
+            moves = {args.model.name: evaluate_moves(editor, folders["moves"], args)}
+            for name, action_editor in action_editors.items():
+                moves[name] = evaluate_moves(action_editor, folders["moves"], args)
+            results["move_success"] = moves
 
     print(
-        f"\n{args.count} pairs per row, {args.steps} DDIM steps, threshold {args.threshold}, "
+        f"\n{args.split} split, {args.count} pairs per row, {args.steps} DDIM steps, guidance text "
+        f"{args.text_guidance:g} / image {args.image_guidance:g}, threshold {args.threshold}, "
         f"IQR factor {args.iqr_factor:g}, relevance in {args.relevance_space} space\n"
     )
-    print(
-        "| recolour split | success | PSNR out, guided: median / of mean error (dB) "
-        "| PSNR out, plain: median / of mean error (dB) | relevance IoU |"
-    )
-    print("|---|---|---|---|---|")
-    for split in ("test", "unseen"):
-        row = results[f"recolour_{split}"]
+    if recolour_rows:
         print(
-            f"| {split} | {row['success']:.0%} | {row['psnr_out_guided_median']:.1f} / "
+            "| recolour pairs | success | after edit: " + " / ".join(AFTER_EDIT) + " "
+            "| PSNR out, guided: median / of mean error (dB) "
+            "| PSNR out, plain: median / of mean error (dB) | relevance IoU |"
+        )
+        print("|---|---|---|---|---|---|")
+    for name in recolour_rows:
+        row = results[f"recolour_{name}"]
+        after = " / ".join(str(row["after_edit"].get(kind, 0)) for kind in AFTER_EDIT)
+        print(
+            f"| {name} | {row['success']:.0%} | {after} | {row['psnr_out_guided_median']:.1f} / "
             f"{row['psnr_out_guided_of_mean']:.1f} | {row['psnr_out_plain_median']:.1f} / "
             f"{row['psnr_out_plain_of_mean']:.1f} | {row['iou']:.2f} |"
         )
-    exact = ", ".join(f"{split} {results[f'recolour_{split}']['exact_outside']}" for split in ("test", "unseen"))
-    print(f"\nguided pairs left exact outside the object: {exact} of {args.count}")
-    print("\n| checkpoint | move success |\n|---|---|")
-    for name, value in moves.items():
-        print(f"| {name} | {value:.0%} |")
+    if recolour_rows:
+        exact = ", ".join(f"{name} {results[f'recolour_{name}']['exact_outside']}" for name in recolour_rows)
+        print(f"\nguided pairs left exact outside the object: {exact} of {args.count}")
+    if "move_success" in results:
+        print("\n| checkpoint | move success |\n|---|---|")
+        for name, value in results["move_success"].items():
+            print(f"| {name} | {value:.0%} |")
     if args.json_out is not None:
         args.json_out.write_text(json.dumps(results, indent=2, default=lambda v: None if math.isnan(v) else v))
 

@@ -4,8 +4,8 @@ A run is rendered from the held-out cameras (``test_filenames``) and compared wi
 unedited photographs and the ground-truth mask of the object the instruction names:
 
 - preservation: PSNR and SSIM outside the object's mask;
-- edit success: views whose object colour is nearer (by hue) the requested colour than
-  its original one, and the object's mean hue distance to the requested colour;
+- edit success: views whose object colour is the requested one at equal brightness
+  (``toyworld.metrics.recolour_class``), and the colour class of the object in each view;
 - relevance IoU: the rendered ``edit_mask`` against the object's mask;
 - multi-view consistency: the spread of the object's hue across the views.
 """
@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import math
 import statistics
+from collections import Counter
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -29,11 +30,11 @@ from editaction.images import ImageReadError, read_image
 from relevance_nerf.checkpoints import latest_step
 from relevance_nerf.errors import RelevanceEditError
 from relevance_nerf.model import EDIT_MASK, RELEVANCE
-from toyworld.metrics import chroma_distance, chroma_spread, iou, mean_chroma, psnr, recolour_succeeded, ssim
+from toyworld.metrics import chroma_spread, iou, mean_chroma, psnr, recolour_class, ssim
 from toyworld.pairs import Recolour, parse_recolour
 
 MIN_OBJECT_PIXELS = 16
-"""Views where the object covers fewer pixels do not count for success, hue and IoU (too few to measure)."""
+"""Views where the object covers fewer pixels do not count for success, colour and IoU (too few to measure)."""
 
 
 @dataclass(frozen=True)
@@ -167,9 +168,9 @@ class SceneMetrics:
     """dB, outside the object's mask, against the unedited photos (higher: better preserved)."""
     ssim_outside: float
     edit_success: float
-    """Fraction of views where the object's hue is nearer the requested colour than its original one."""
-    hue_distance: float
-    """Degrees between the object's mean colour and the requested colour (lower: more edited)."""
+    """Fraction of views where the object's colour is the requested one (``toyworld.metrics.recolour_class``)."""
+    object_colours: dict[str, str]
+    """The object's colour class in each measured view, by view name."""
     hue_spread: float
     """Degrees the object's hue varies across views (lower: more consistent)."""
     relevance_iou: float | None
@@ -188,7 +189,8 @@ def measure(
         missing = [view.name for view in truth.views if view.name not in run]
         if missing:
             raise RelevanceEditError(f"a run has no render of held-out views {missing[:3]}: trained on this scene?")
-    outside_psnr, outside_ssim, successes, distances, chromas, overlaps = [], [], [], [], [], []
+    outside_psnr, outside_ssim, chromas, overlaps = [], [], [], []
+    colours: dict[str, str] = {}
     kept_psnr, kept_ssim = [], []
     for view in truth.views:
         render = renders[view.name]
@@ -204,20 +206,19 @@ def measure(
             kept_ssim.append(ssim(render.rgb, before[view.name].rgb, outside))
         if view.object_mask.sum() < MIN_OBJECT_PIXELS:
             continue
-        successes.append(recolour_succeeded(render.rgb, view.object_mask, truth.edit.colour, truth.edit.target_colour))
-        distances.append(chroma_distance(render.rgb, view.object_mask, truth.edit.target_colour))
+        colours[view.name] = recolour_class(render.rgb, view.object_mask)
         chromas.append(mean_chroma(render.rgb, view.object_mask))
         if render.edit_mask is not None:
             overlaps.append(iou(render.edit_mask, view.object_mask))
-    if not successes:
+    if not colours:
         raise RelevanceEditError(
             f"the {truth.object_name} covers under {MIN_OBJECT_PIXELS} pixels in every held-out view"
         )
     return SceneMetrics(
         psnr_outside=statistics.fmean(outside_psnr),
         ssim_outside=statistics.fmean(outside_ssim),
-        edit_success=statistics.fmean(successes),
-        hue_distance=statistics.fmean(distances),
+        edit_success=statistics.fmean(colour == truth.edit.target_colour for colour in colours.values()),
+        object_colours=colours,
         hue_spread=chroma_spread(torch.stack(chromas)),
         relevance_iou=statistics.fmean(overlaps) if overlaps else None,
         views=len(truth.views),
@@ -231,7 +232,7 @@ def metrics_table(rows: dict[str, SceneMetrics], clip: dict[str, dict[str, float
     with_before = any(m.psnr_outside_vs_before is not None for m in rows.values())
     columns = ["PSNR outside (dB)", "SSIM outside"]
     columns += ["PSNR outside vs before (dB)", "SSIM outside vs before"] if with_before else []
-    columns += ["edit success", "hue to target (deg)", "hue spread (deg)", "IoU"]
+    columns += ["edit success", "object colour (views)", "hue spread (deg)", "IoU"]
     clip_columns = sorted(next(iter(clip.values()))) if clip else []
     lines = [
         "| run | " + " | ".join(columns + clip_columns) + " |",
@@ -247,7 +248,7 @@ def metrics_table(rows: dict[str, SceneMetrics], clip: dict[str, dict[str, float
             cells += [number(m.psnr_outside_vs_before, ".2f"), number(m.ssim_outside_vs_before, ".3f")]
         cells += [
             f"{m.edit_success:.0%}",
-            f"{m.hue_distance:.1f}",
+            ", ".join(f"{colour} {views}" for colour, views in Counter(m.object_colours.values()).most_common()),
             f"{m.hue_spread:.1f}",
             number(m.relevance_iou, ".2f"),
         ]

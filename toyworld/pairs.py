@@ -12,11 +12,14 @@ A data set folder holds ``metadata.jsonl`` in the EditAction format (input and e
 file names, ``edit_prompt``) with extra keys for evaluation: ``mask_file_name``, ``kind``,
 ``object``, ``target_colour`` (recolour) and ``direction`` (move). Splits: ``train`` and
 ``test`` (other seeds) never edit a colour/shape pair in ``HELD_OUT``; ``unseen`` edits only those.
+Layouts come from ``TRAINING_LAYOUTS`` (the shipped editor's pairs) or ``NEW_LAYOUTS`` (more objects,
+spread wider, in more sizes: how far the editor generalises beyond the layouts it was trained on).
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -45,6 +48,53 @@ SPLITS = ("train", "test", "unseen")
 
 
 @dataclass(frozen=True)
+class LayoutRange:
+    """The random scenes pairs are drawn from; every object has its own colour/shape combination."""
+
+    objects: tuple[int, int]
+    """Fewest and most objects (fewer when they do not fit apart)."""
+    extent: float
+    """Object centres are uniform in [-extent, extent]^2 on the floor."""
+    sizes: tuple[float, float]
+    """Range of the radius (ball) or half side (cube)."""
+    min_target_pixels: int
+    """The camera is drawn again until the edited object covers this many pixels (0: never)."""
+
+
+TRAINING_LAYOUTS = LayoutRange(objects=(1, 3), extent=0.7, sizes=(0.22, 0.32), min_target_pixels=0)
+"""The shipped editor's training pairs, and the test/unseen rows of ``scripts/evaluate_toy.py``. No visibility
+check, so their seeds still give the same pairs (1 of the 40 test pairs shows none of its object)."""
+NEW_LAYOUTS = LayoutRange(objects=(2, 5), extent=1.0, sizes=(0.14, 0.4), min_target_pixels=16)
+"""Layouts beyond training: up to 5 objects, sizes 0.14-0.4, spread wider (some at the view's edge); the edited
+object is always visible (16 pixels, as ``toyworld.evaluation.MIN_OBJECT_PIXELS``)."""
+
+
+TRAIN_SEEDS = (0, 1)
+"""``scripts/train_toy_editor.py``'s pairs at its default ``--seed 0``: train (seed) and actions (seed + 1)."""
+
+
+@dataclass(frozen=True)
+class EvaluationRow:
+    """One row of ``scripts/evaluate_toy.py``: the pairs it measures."""
+
+    kind: str
+    split: str
+    """``test`` (edits colour/shape combinations seen in training) or ``unseen`` (only ``HELD_OUT`` ones)."""
+    layouts: LayoutRange
+
+
+EVALUATION_ROWS = {
+    "seen": EvaluationRow("recolour", "test", TRAINING_LAYOUTS),
+    "unseen": EvaluationRow("recolour", "unseen", TRAINING_LAYOUTS),
+    "moves": EvaluationRow("move", "test", TRAINING_LAYOUTS),
+    "new-layouts": EvaluationRow("recolour", "test", NEW_LAYOUTS),
+}
+EVALUATION_SEEDS = {"validation": 999, "test": 1234}
+"""Row i of ``EVALUATION_ROWS`` draws its pairs with seed + i. Tune on ``validation`` (seed 999 chose
+``toyworld.TOY_RELEVANCE``), report ``test`` (its first three rows are the pairs reported before ``new-layouts``)."""
+
+
+@dataclass(frozen=True)
 class EditPairRecord:
     input_image: np.ndarray
     edited_image: np.ndarray
@@ -56,16 +106,17 @@ class EditPairRecord:
     direction: str | None = None
 
 
-def _random_objects(rng: np.random.Generator, count: int) -> list[SceneObject]:
-    """Up to ``count`` objects with distinct (colour, shape), apart from each other on the floor."""
+def random_layout(rng: np.random.Generator, layouts: LayoutRange) -> list[SceneObject]:
+    """Objects with distinct (colour, shape), apart from each other on the floor."""
     combos = [(colour, shape) for colour in COLOURS for shape in SHAPES]
+    count = int(rng.integers(layouts.objects[0], layouts.objects[1] + 1))
     chosen = rng.choice(len(combos), size=count, replace=False)
     objects: list[SceneObject] = []
     for index in chosen:
         colour, shape = combos[index]
-        size = rng.uniform(0.22, 0.32)
+        size = rng.uniform(*layouts.sizes)
         for _ in range(50):
-            x, y = rng.uniform(-0.7, 0.7, size=2)
+            x, y = rng.uniform(-layouts.extent, layouts.extent, size=2)
             if all(np.hypot(x - o.x, y - o.y) > size + o.size + 0.1 for o in objects):
                 objects.append(SceneObject(f"{colour}_{shape}", shape, colour, float(x), float(y), float(size)))
                 break
@@ -100,17 +151,27 @@ def parse_recolour(instruction: str) -> Recolour | None:
     return None if match is None else Recolour(**match.groupdict())
 
 
-def make_pair(rng: np.random.Generator, kind: str, size: int = 64, held_out: bool | None = None) -> EditPairRecord:
+def make_pair(
+    rng: np.random.Generator,
+    kind: str,
+    size: int = 64,
+    held_out: bool | None = None,
+    layouts: LayoutRange = TRAINING_LAYOUTS,
+) -> EditPairRecord:
     """One random pair; ``held_out`` True/False restricts the edited object to/away from ``HELD_OUT``."""
     while True:
-        objects = _random_objects(rng, int(rng.integers(1, 4)))
+        objects = random_layout(rng, layouts)
         candidates = [o for o in objects if held_out is None or ((o.colour, o.shape) in HELD_OUT) == held_out]
-        if candidates:
+        if candidates and len(objects) >= layouts.objects[0]:
             break
     target = candidates[int(rng.integers(len(candidates)))]
+    # the seed also sets the floor pattern's phase
     spec = SceneSpec(objects=tuple(objects), size=size, supersample=2, seed=int(rng.integers(1 << 16)))
-    c2w = _random_camera(rng, spec.radius)
-    image, masks = render_view(spec, c2w)
+    while True:
+        c2w = _random_camera(rng, spec.radius)
+        image, masks = render_view(spec, c2w)
+        if masks[target.name].sum() >= layouts.min_target_pixels:
+            break
     if kind == "recolour":
         colour = str(rng.choice([c for c in COLOURS if c != target.colour]))
         edited_objects = tuple(replace(o, colour=colour) if o is target else o for o in objects)
@@ -128,20 +189,42 @@ def make_pair(rng: np.random.Generator, kind: str, size: int = 64, held_out: boo
     raise ValueError(f"kind must be 'recolour' or 'move', got {kind!r}")
 
 
-def write_pairs(out: Path, count: int, kinds: tuple[str, ...], split: str, size: int = 64, seed: int = 0) -> Path:
-    """Write ``count`` pairs (kinds in turn) into ``out``; the ``unseen`` split edits only HELD_OUT objects.
-
-    Returns the path of ``metadata.jsonl``.
-    """
+def generate_pairs(
+    count: int,
+    kinds: tuple[str, ...],
+    split: str,
+    size: int = 64,
+    seed: int = 0,
+    layouts: LayoutRange = TRAINING_LAYOUTS,
+) -> Iterator[EditPairRecord]:
+    """``count`` pairs (kinds in turn); the ``unseen`` split edits only HELD_OUT objects."""
     if split not in SPLITS:
         raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+    rng = np.random.default_rng(seed)
+    for index in range(count):
+        yield make_pair(rng, kinds[index % len(kinds)], size=size, held_out=split == "unseen", layouts=layouts)
+
+
+def write_pairs(
+    out: Path,
+    count: int,
+    kinds: tuple[str, ...],
+    split: str,
+    size: int = 64,
+    seed: int = 0,
+    layouts: LayoutRange = TRAINING_LAYOUTS,
+) -> Path:
+    """Write ``generate_pairs(...)`` into ``out``; returns the path of ``metadata.jsonl``."""
+    return save_pairs(out, generate_pairs(count, kinds, split, size, seed, layouts), count, f"toy {split} pairs")
+
+
+def save_pairs(out: Path, pairs: Iterable[EditPairRecord], count: int, description: str) -> Path:
+    """Write ``count`` pairs into a new data set folder ``out``; returns the path of its ``metadata.jsonl``."""
     out = Path(out)
     if (out / "metadata.jsonl").exists():
         raise FileExistsError(f"{out} already holds a data set; choose another folder or delete it")
-    rng = np.random.default_rng(seed)
     records = []
-    for index in tqdm(range(count), desc=f"toy {split} pairs", unit="pair"):
-        pair = make_pair(rng, kinds[index % len(kinds)], size=size, held_out=split == "unseen")
+    for index, pair in enumerate(tqdm(pairs, total=count, desc=description, unit="pair")):
         name = f"{index:06d}.png"
         write_image(out / "input" / name, pair.input_image)
         write_image(out / "edited" / name, pair.edited_image)
@@ -160,3 +243,24 @@ def write_pairs(out: Path, count: int, kinds: tuple[str, ...], split: str, size:
             record["direction"] = pair.direction
         records.append(record)
     return write_metadata(out, records)
+
+
+def evaluation_seeds(split: str) -> dict[str, int]:
+    """The seed of each row of ``EVALUATION_ROWS`` in ``split`` (``validation`` or ``test``)."""
+    if split not in EVALUATION_SEEDS:
+        raise ValueError(f"split must be one of {tuple(EVALUATION_SEEDS)}, got {split!r}")
+    return {row: EVALUATION_SEEDS[split] + index for index, row in enumerate(EVALUATION_ROWS)}
+
+
+def evaluation_pairs(split: str, row: str, count: int) -> Iterator[EditPairRecord]:
+    """The pairs of one row of ``EVALUATION_ROWS`` in ``split``, as ``write_evaluation_pairs`` writes them."""
+    spec = EVALUATION_ROWS[row]
+    return generate_pairs(count, (spec.kind,), spec.split, seed=evaluation_seeds(split)[row], layouts=spec.layouts)
+
+
+def write_evaluation_pairs(out: Path, split: str, count: int, rows: tuple[str, ...]) -> dict[str, Path]:
+    """Write ``count`` pairs for each of ``rows`` (names in ``EVALUATION_ROWS``) into ``out/<row>``."""
+    folders = {row: Path(out) / row for row in rows}
+    for row, folder in folders.items():
+        save_pairs(folder, evaluation_pairs(split, row, count), count, f"toy {split} {row} pairs")
+    return folders

@@ -54,11 +54,12 @@ def test_a_perfect_edit_scores_perfectly_and_no_edit_fails(scene):
     perfect = measure(truth, _renders(truth, replace(SPEC, objects=edited_objects), with_mask=True))
     assert perfect.edit_success == 1.0 and perfect.relevance_iou == 1.0
     assert perfect.psnr_outside >= 60 and perfect.ssim_outside > 0.9  # the floor and other objects are untouched
-    assert perfect.hue_distance < 10.0 and perfect.hue_spread < 5.0  # edge pixels mix in the floor
+    assert set(perfect.object_colours.values()) == {"blue"} and perfect.hue_spread < 5.0  # edges mix in the floor
 
     unedited = measure(truth, _renders(truth, SPEC, with_mask=False))
     assert unedited.edit_success == 0.0 and unedited.relevance_iou is None
-    assert unedited.hue_distance > 60.0  # red is far from blue
+    assert set(unedited.object_colours.values()) == {"red"}
+    assert list(perfect.object_colours) == [view.name for view in truth.views if view.object_mask.sum() >= 16]
 
     table = metrics_table({"perfect": perfect, "unedited": unedited})
     assert "| perfect | " in table and "n/a" in table.splitlines()[-1]
