@@ -358,12 +358,11 @@ class Editor:
     # ---- helpers ------------------------------------------------------------------------------
 
     def _prepare_inputs(self, images: Tensor, condition: Tensor | None) -> tuple[Tensor, Tensor, tuple[int, int]]:
-        """Check shapes, move to the model's device and pad the bottom/right edges to the VAE's stride."""
-        if images.ndim == 3:
-            images = images[None]
+        """Check shapes (the public methods batched single images already), move to the model's device and pad
+        the bottom/right edges to the VAE's stride."""
         if images.ndim != 4 or images.shape[1] != 3:
             raise ValueError(f"images must have shape (B, 3, H, W), got {tuple(images.shape)}")
-        condition = images if condition is None else (condition[None] if condition.ndim == 3 else condition)
+        condition = images if condition is None else condition
         if condition.shape != images.shape:
             raise ValueError(f"condition shape {tuple(condition.shape)} differs from images {tuple(images.shape)}")
         size = tuple(images.shape[-2:])
@@ -392,8 +391,6 @@ class Editor:
         """Binary pixel mask, or None when the whole image may change (no relevance or threshold 0)."""
         if relevance is None or threshold <= 0.0:
             return None
-        if relevance.ndim == 3:
-            relevance = relevance[None]
         if relevance.shape[0] != shape[0] or tuple(relevance.shape[-2:]) != size or relevance.shape[1] != 1:
             raise ValueError(
                 f"relevance must have shape ({shape[0]}, 1, {size[0]}, {size[1]}), got {tuple(relevance.shape)}"

@@ -32,6 +32,14 @@ LEGACY_HEAD_NAME = "relevance_field"
 """Their name in edit runs saved before the rename (their checkpoints and configs still load)."""
 
 
+def current_head_key(key: str, prefix: str = "") -> str:
+    """``key`` with the head's legacy name after ``prefix`` (the name itself or a key below it) made current."""
+    legacy = f"{prefix}{LEGACY_HEAD_NAME}"
+    if key == legacy or key.startswith(f"{legacy}."):
+        return f"{prefix}{RELEVANCE_HEAD}{key[len(legacy) :]}"
+    return key
+
+
 @dataclass
 class OfflineNerfactoModelConfig(NerfactoModelConfig):
     """nerfacto, buildable without network (LPIPS built on first use, skipped without cached weights)."""
@@ -119,9 +127,10 @@ class RelevanceNerfactoModel(OfflineNerfactoModel):
 
     def _load_from_state_dict(self, state_dict: dict[str, Tensor], prefix: str, *args) -> None:
         """Checkpoints of earlier edit runs hold the head under its legacy name: load them under the current one."""
-        legacy = f"{prefix}{LEGACY_HEAD_NAME}."
-        for key in [key for key in state_dict if key.startswith(legacy)]:
-            state_dict[f"{prefix}{RELEVANCE_HEAD}.{key[len(legacy) :]}"] = state_dict.pop(key)
+        for key in list(state_dict):
+            current = current_head_key(key, prefix)
+            if current != key:
+                state_dict[current] = state_dict.pop(key)
         super()._load_from_state_dict(state_dict, prefix, *args)
 
     def get_loss_dict(self, outputs, batch, metrics_dict=None) -> dict[str, Tensor]:

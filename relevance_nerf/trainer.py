@@ -21,9 +21,8 @@ from nerfstudio.utils.rich_utils import CONSOLE
 
 from relevance_nerf.checkpoints import METRIC_PREFIXES, MODEL_PREFIX, latest_step, model_mismatch
 from relevance_nerf.errors import RelevanceEditError
-from relevance_nerf.model import LEGACY_HEAD_NAME, RELEVANCE_HEAD
+from relevance_nerf.model import RELEVANCE_HEAD, current_head_key
 from relevance_nerf.pipeline import RelevanceEditPipeline, RelevanceEditPipelineConfig
-from relevance_nerf.relevance_field import RelevanceHead
 
 
 @dataclass
@@ -79,7 +78,7 @@ def _checkpoint_file(config: TrainerConfig) -> Path | None:
 
 
 def _current_group_names(groups: dict[str, Any]) -> dict[str, Any]:
-    return {RELEVANCE_HEAD if name == LEGACY_HEAD_NAME else name: value for name, value in groups.items()}
+    return {current_head_key(name): value for name, value in groups.items()}
 
 
 class RelevanceEditOptimizers(Optimizers):
@@ -131,14 +130,9 @@ class RelevanceEditTrainer(Trainer):
         a checkpoint of another preset, hash-grid implementation or data set would start a partly untrained field."""
         if self._checkpoint is not None:
             saved = torch.load(self._checkpoint, map_location="cpu", weights_only=True, mmap=True)["pipeline"]
-            legacy, current = f"{MODEL_PREFIX}{LEGACY_HEAD_NAME}.", f"{MODEL_PREFIX}{RELEVANCE_HEAD}."
-            saved = {key.replace(legacy, current, 1) if key.startswith(legacy) else key: v for key, v in saved.items()}
-            heads = tuple(
-                f"{MODEL_PREFIX}{name}."
-                for name, module in self.pipeline.model.named_children()
-                if isinstance(module, RelevanceHead)
-            )
-            problem = model_mismatch(self.pipeline.state_dict(), saved, optional=heads + METRIC_PREFIXES)
+            saved = {current_head_key(key, MODEL_PREFIX): value for key, value in saved.items()}
+            head = f"{MODEL_PREFIX}{RELEVANCE_HEAD}."
+            problem = model_mismatch(self.pipeline.state_dict(), saved, optional=(head, *METRIC_PREFIXES))
             if problem is not None:
                 load_dir = self.config.load_dir
                 source = f"--load-dir {load_dir}" if load_dir is not None else f"--load-checkpoint {self._checkpoint}"
