@@ -79,8 +79,8 @@ class RecolourPair:
 
 def training_recolour_pairs(count: int) -> list[RecolourPair]:
     """The first ``count`` recolour pairs the shipped editor was trained on (``scripts/train_toy_editor.py``)."""
-    records = generate_pairs(2 * count, ("recolour", "move"), "train", seed=TRAIN_SEEDS[0])
-    return [RecolourPair.of(record) for record in records if record.kind == "recolour"]
+    records = generate_pairs(count, ("recolour",), "train", seed=TRAIN_SEEDS[0])
+    return [RecolourPair.of(record) for record in records]
 
 
 def _object_rgb(image: Tensor, mask: Tensor) -> Tensor:

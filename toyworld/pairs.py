@@ -69,8 +69,30 @@ NEW_LAYOUTS = LayoutRange(objects=(2, 5), extent=1.0, sizes=(0.14, 0.4), min_tar
 object is always visible (16 pixels, as ``toyworld.evaluation.MIN_OBJECT_PIXELS``)."""
 
 
-TRAIN_SEEDS = (0, 1)
-"""``scripts/train_toy_editor.py``'s pairs at its default ``--seed 0``: train (seed) and actions (seed + 1)."""
+WIDE_LAYOUTS = LayoutRange(objects=(1, 5), extent=1.0, sizes=(0.12, 0.42), min_target_pixels=16)
+"""Half of the toy editor's recolour pairs: as varied as ``NEW_LAYOUTS`` and a little wider, so small objects,
+crowded views and objects at the view's edge are in training (the old editor saw 1-3 objects of sizes 0.22-0.32
+only, and turned half of the small objects grey)."""
+
+
+@dataclass(frozen=True)
+class TrainingSet:
+    """One folder of ``scripts/train_toy_editor.py``'s pairs."""
+
+    name: str
+    kind: str
+    layouts: LayoutRange
+    seed_offset: int
+    """Added to the training seed; every set draws its own pairs."""
+
+
+TRAINING_SETS = (
+    TrainingSet("recolour", "recolour", TRAINING_LAYOUTS, 0),
+    TrainingSet("actions", "move", TRAINING_LAYOUTS, 1),
+    TrainingSet("recolour-wide", "recolour", WIDE_LAYOUTS, 2),
+)
+TRAIN_SEEDS = tuple(s.seed_offset for s in TRAINING_SETS)
+"""The seeds of ``TRAINING_SETS`` at ``scripts/train_toy_editor.py``'s default ``--seed 0``."""
 
 
 @dataclass(frozen=True)

@@ -27,6 +27,8 @@ class TrainConfig:
     """Optimizer steps (EditAction: 10k)."""
     learning_rate: float = 1e-4
     """AdamW learning rate (EditAction: 1e-4)."""
+    lr_scheduler: Literal["constant_with_warmup", "cosine"] = "constant_with_warmup"
+    """Learning-rate schedule after warm-up (EditAction: constant; cosine decays to 0 at ``max_steps``)."""
     lr_warmup_steps: int = 0
     adam_beta1: float = 0.9
     adam_beta2: float = 0.999

@@ -161,9 +161,10 @@ class EditActionTrainer:
             eps=config.adam_epsilon,
         )
         lr_scheduler = get_scheduler(
-            "constant_with_warmup",
+            config.lr_scheduler,
             optimizer=optimizer,
             num_warmup_steps=config.lr_warmup_steps * self.accelerator.num_processes,
+            num_training_steps=config.max_steps * self.accelerator.num_processes,
         )
         self.unet, self.optimizer, self.lr_scheduler = self.accelerator.prepare(unet, optimizer, lr_scheduler)
         if self.ema is not None:
