@@ -44,6 +44,9 @@ class RelevanceConfig:
             raise ValueError(f"relevance space must be one of {spaces}, got {self.space!r}")
 
 
+EditSchedule = Literal["truncate", "spread"]
+
+
 @dataclass(frozen=True)
 class EditConfig:
     """How an InstructPix2Pix edit is run and where it is allowed to change the image."""
@@ -57,9 +60,14 @@ class EditConfig:
     threshold: float = 0.5
     """Relevance at or above this is edited (WYS: 0.5). 0 edits everywhere: plain IP2P."""
     strength: float = 1.0
-    """Fraction of the schedule to run, starting from the noised input (1: from pure noise, as IP2P)."""
+    """Noise level the edit starts from, as a fraction of the scheduler's timesteps (1: pure noise, as IP2P)."""
+    schedule: EditSchedule = "truncate"
+    """How a strength below 1 is run: "truncate" runs the last ``steps * strength`` of ``steps`` DDIM steps from
+    the noised input (diffusers' img2img); "spread" runs all ``steps`` over [0, strength * T] (Instruct-NeRF2NeRF)."""
 
     def __post_init__(self) -> None:
+        if self.schedule not in get_args(EditSchedule):
+            raise ValueError(f"schedule must be one of {', '.join(get_args(EditSchedule))}, got {self.schedule!r}")
         if self.steps < 1:
             raise ValueError(f"steps must be at least 1, got {self.steps}")
         _check_range("threshold", self.threshold, 0.0, 1.0)

@@ -13,6 +13,7 @@ per-step latent blend that keeps unmasked regions on the input's trajectory.
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 from collections.abc import Sequence
@@ -296,7 +297,7 @@ class Editor:
         conditioned_on_input = condition is None
         images, condition, size = self._prepare_inputs(images, condition)
         batch = images.shape[0]
-        pipe, scheduler = self.pipe, self.pipe.scheduler
+        pipe = self.pipe
 
         # 1. Conditioning: text branches [T, "", ""], image branches [c_I, c_I, 0] (IP2P CFG).
         instructions = self._instruction_list(instruction, batch)
@@ -309,21 +310,18 @@ class Editor:
         latent_size = tuple(image_latents.shape[-2:])
         latent_mask = None if mask is None else to_latent_mask(mask, latent_size)
 
-        # 3. Timesteps, truncated by strength as diffusers' img2img does.
-        scheduler.set_timesteps(config.steps, device=self.device)
-        skipped = config.steps - min(int(config.steps * config.strength), config.steps)
-        timesteps = scheduler.timesteps[skipped * scheduler.order :]
-        if len(timesteps) == 0:
-            raise ValueError(f"strength {config.strength:g} leaves no step of {config.steps}; raise either")
+        # 3. Timesteps: the whole schedule, or from the noise level that strength sets.
+        scheduler, timesteps = self._timesteps(config)
+        from_input = config.strength < 1.0
 
         # 4. Start latents: pure noise (as IP2P), or the input noised to the first timestep.
         shape = (batch, pipe.vae.config.latent_channels, *latent_size)
         noise = randn_tensor(shape, generator=generator, device=self.device, dtype=self.dtype)
         clean = None
-        if latent_mask is not None or skipped > 0:  # the input's own latents (shared when it is the condition)
+        if latent_mask is not None or from_input:  # the input's own latents (shared when it is the condition)
             clean = condition_latents if conditioned_on_input else self.encode_images(images)
             clean = clean * pipe.vae.config.scaling_factor
-        if skipped > 0:
+        if from_input:
             latents = scheduler.add_noise(clean, noise, timesteps[:1])
         else:
             latents = noise * scheduler.init_noise_sigma
@@ -356,6 +354,23 @@ class Editor:
         return EditResult(images=edited[keep], mask=full_mask[keep])
 
     # ---- helpers ------------------------------------------------------------------------------
+
+    def _timesteps(self, config: EditConfig) -> tuple[DDIMScheduler, Tensor]:
+        """The scheduler and timesteps of one edit (see ``EditConfig.schedule``)."""
+        scheduler = self.pipe.scheduler
+        top = int(config.strength * scheduler.config.num_train_timesteps)
+        if config.schedule == "spread" and config.strength < 1.0:
+            # Instruct-NeRF2NeRF (ip2p.py) sets num_train_timesteps to T before set_timesteps: DDIM then spaces
+            # its steps over [0, T] and steps between them, on the unchanged noise table. Done on a copy.
+            scheduler = copy.deepcopy(scheduler)
+            scheduler.register_to_config(num_train_timesteps=max(top, 1))
+            scheduler.set_timesteps(min(config.steps, max(top, 1)), device=self.device)
+            return scheduler, scheduler.timesteps
+        scheduler.set_timesteps(config.steps, device=self.device)
+        kept = min(int(config.steps * config.strength), config.steps)  # diffusers' img2img truncation
+        if kept == 0:
+            raise ValueError(f"strength {config.strength:g} leaves no step of {config.steps}; raise either")
+        return scheduler, scheduler.timesteps[(config.steps - kept) * scheduler.order :]
 
     def _prepare_inputs(self, images: Tensor, condition: Tensor | None) -> tuple[Tensor, Tensor, tuple[int, int]]:
         """Check shapes (the public methods batched single images already), move to the model's device and pad

@@ -266,12 +266,14 @@ class RelevanceEditPipeline(VanillaPipeline):
             return mask
         low, high = self.config.strength_range
         strength = low + (high - low) * torch.rand((), generator=self._generator).item()
+        if self.config.edit.schedule == "truncate":
+            strength = max(strength, 1.0 / self.config.edit.steps)  # at least one of its steps
         result = self.editor.edit(
             render,
             self.text,
             condition=_to_chw(self.datamanager.original_image(index)),
             relevance=_to_chw(mask.float()),  # 0/1: kept exactly at the view's size; shrunk, by coverage
-            config=dataclasses.replace(self.config.edit, strength=max(strength, 1.0 / self.config.edit.steps)),
+            config=dataclasses.replace(self.config.edit, strength=strength),
             generator=self._generator,
             resolution=self.config.edit_resolution,
         )

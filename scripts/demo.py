@@ -34,6 +34,7 @@ from rich.console import Console
 from editaction import EditorLoadError, check_editor_source
 from editaction.atomic import write_text_atomic
 from editaction.clip_similarity import DEFAULT_CLIP
+from editaction.config import EditSchedule
 from relevance_nerf.checkpoints import latest_step
 from toyworld import TOY_EDITOR, SceneSpec, write_scene
 
@@ -76,6 +77,8 @@ class DemoArgs:
     """Default: the preset's."""
     edit_iterations: int | None = None
     """Default: the preset's."""
+    edit_schedule: EditSchedule | None = None
+    """How both edit runs spend their DDIM steps (``--pipeline.edit.schedule``); default: the preset's."""
     seed: int = 0
     clip: str = DEFAULT_CLIP
     """CLIP checkpoint for the CLIP metrics when it is available locally; 'none' skips them."""
@@ -148,6 +151,8 @@ def run_demo(args: DemoArgs) -> Path:
         "seed": args.seed,
         "device": DEVICE,
     }
+    if args.edit_schedule is not None:  # absent otherwise, so folders of earlier demos still match
+        settings["edit_schedule"] = args.edit_schedule
     _check_folder(out, settings)
     CONSOLE.print(f"demo: {args.text!r}, preset {preset_name} on {DEVICE}, into {out}")
     started = time.perf_counter()
@@ -162,6 +167,8 @@ def run_demo(args: DemoArgs) -> Path:
     _train("nerfacto", preset.nerfacto, nerfacto, nerfacto_iterations - 1, None, [], scene)
 
     edit_args = ["--text", args.text, "--pipeline.editor", args.editor, "--pipeline.seed", str(args.seed)]
+    if args.edit_schedule is not None:
+        edit_args += ["--pipeline.edit.schedule", args.edit_schedule]
     runs = {}
     for number, (label, extra) in enumerate(
         [("relevance-edit", []), ("baseline", ["--pipeline.edit.threshold", "0"])], start=3

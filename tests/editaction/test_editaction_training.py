@@ -323,3 +323,17 @@ def test_preset_rejects_unknown_settings(tmp_path):
         load_config(preset)
     for name in ("editaction_paper.yaml", "editaction_cpu_smoke.yaml"):
         load_config(REPO / "configs" / name)
+
+
+def test_cosine_schedule_warms_up_then_decays_to_zero(tiny_checkpoint, action_data, tmp_path):
+    config = smoke_config(
+        tiny_checkpoint, action_data, tmp_path / "run", max_steps=4, learning_rate=1e-3, lr_scheduler="cosine",
+        lr_warmup_steps=1,
+    )  # fmt: skip
+    trainer = EditActionTrainer(config)
+    logged = []
+    trainer.accelerator.log = lambda values, step: logged.append((step, values["lr"]))
+    trainer.train()
+    # warm-up ends at the peak after step 1, then 1e-3 * (1 + cos(pi * k / 3)) / 2 over the 3 steps left
+    assert [step for step, _ in logged] == [1, 2, 3, 4]
+    assert [lr for _, lr in logged] == pytest.approx([1e-3, 7.5e-4, 2.5e-4, 0.0], abs=1e-9)

@@ -171,6 +171,7 @@ def test_strength_runs_the_tail_of_the_schedule_from_the_noised_input(editor, un
         dict(image_guidance=200),
         dict(steps=0),
         dict(strength=0),
+        dict(schedule="linear"),
     ],
 )
 def test_invalid_config_is_rejected(kwargs):
@@ -247,3 +248,30 @@ def test_a_hub_id_uses_the_cached_weights_and_asks_the_hub_only_when_nothing_is_
     assert _fp16_variant_available("org/uncached") and asked == [("org/uncached", FP16_UNET)]
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
     assert not _fp16_variant_available("org/other-uncached") and len(asked) == 1
+
+
+def test_spread_schedule_runs_every_step_below_the_strength_noise_level(editor, unet_inputs):
+    """Instruct-NeRF2NeRF's schedule: strength 0.3 of 1000 timesteps, 4 steps spaced over [0, 300], from the input."""
+    image, condition = uint8_image(4), uint8_image(14)
+    config = EditConfig(steps=4, strength=0.3, schedule="spread")
+    editor.edit(image, "make it red", condition=condition, config=config, generator=torch.Generator().manual_seed(0))
+    # DDIM "leading" spacing over 300 timesteps with steps_offset 1: 300 // 4 = 75 apart
+    assert [t for t, _ in unet_inputs] == [226, 151, 76, 1]
+    clean, noise = _clean_latents(editor, image), _first_noise(editor, image, seed=0)
+    assert torch.allclose(unet_inputs[0][1], _noised(editor, clean, noise, 226), atol=1e-6)
+    # the shared scheduler is left as it was: the next (truncated) edit runs SD's own spacing
+    unet_inputs.clear()
+    editor.edit(image, "make it red", condition=condition, config=EditConfig(steps=10, strength=0.4))
+    assert [t for t, _ in unet_inputs] == [301, 201, 101, 1]
+
+
+def test_spread_schedule_steps_with_the_unchanged_noise_table(editor):
+    """Each DDIM step of the spread schedule goes from alpha_bar(t) to alpha_bar(t - 75), not SD's t - 250."""
+    scheduler, timesteps = editor._timesteps(EditConfig(steps=4, strength=0.3, schedule="spread"))
+    assert scheduler is not editor.pipe.scheduler
+    assert torch.equal(scheduler.alphas_cumprod, editor.pipe.scheduler.alphas_cumprod)
+    x0, eps = torch.randn(1, 4, 2, 2), torch.randn(1, 4, 2, 2)
+    a_t, a_prev = scheduler.alphas_cumprod[151], scheduler.alphas_cumprod[76]
+    noisy = a_t.sqrt() * x0 + (1 - a_t).sqrt() * eps
+    stepped = scheduler.step(eps, timesteps[1], noisy, return_dict=False)[0]
+    assert torch.allclose(stepped, a_prev.sqrt() * x0 + (1 - a_prev).sqrt() * eps, atol=1e-5)
