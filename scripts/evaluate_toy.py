@@ -37,7 +37,7 @@ from editaction import (
 from editaction.config import RelevanceSpace
 from editaction.masking import binarize
 from editaction.train.dataset import INPUT_KEY, PROMPT_KEY, read_records
-from toyworld import TOY_ACTION_EDITOR, TOY_EDITOR, TOY_RELEVANCE
+from toyworld import TOY_ACTION_EDITOR, TOY_EDIT, TOY_EDITOR, TOY_RELEVANCE
 from toyworld.metrics import (
     AFTER_EDIT,
     after_edit,
@@ -65,10 +65,10 @@ class EvaluateArgs:
     """Rows to measure (names in ``toyworld.pairs.EVALUATION_ROWS``)."""
     count: int = 40
     """Pairs per row."""
-    steps: int = 20
-    threshold: float = 0.5
-    text_guidance: float = 7.5
-    image_guidance: float = 1.5
+    steps: int = TOY_EDIT.steps
+    threshold: float = TOY_EDIT.threshold
+    text_guidance: float = TOY_EDIT.text_guidance
+    image_guidance: float = TOY_EDIT.image_guidance
     noise_samples: int = TOY_RELEVANCE.noise_samples
     """Noise draws averaged per relevance map (WYS code: 1)."""
     iqr_factor: float = TOY_RELEVANCE.iqr_factor

@@ -8,7 +8,7 @@ pipelines, the CPU-sized nerfstudio presets and the toy-scene evaluation.
 
 from pathlib import Path
 
-from editaction.config import RelevanceConfig
+from editaction.config import EditConfig, RelevanceConfig
 from toyworld.palette import COLOURS
 from toyworld.scene import SceneObject, SceneSpec, write_scene
 
@@ -22,4 +22,16 @@ an object spans a few of the 16x16 latent cells, so maps compared in pixel space
 (IoU 0.57 against 0.42 for the best latent-space setting), and it covers a few percent of the view, so
 WYS's clamp at Q3 + 1.5 IQR would cut into the object itself; 4 noise draws lower the small model's variance."""
 
-__all__ = ["COLOURS", "TOY_ACTION_EDITOR", "TOY_EDITOR", "TOY_RELEVANCE", "SceneObject", "SceneSpec", "write_scene"]
+TOY_EDIT = EditConfig(steps=20, text_guidance=7.5, image_guidance=1.5)
+"""Edit settings for the toy editor: 20 DDIM steps (IN2N's); guidance scales PLACEHOLDER."""
+
+__all__ = [
+    "COLOURS",
+    "TOY_ACTION_EDITOR",
+    "TOY_EDIT",
+    "TOY_EDITOR",
+    "TOY_RELEVANCE",
+    "SceneObject",
+    "SceneSpec",
+    "write_scene",
+]

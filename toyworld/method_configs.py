@@ -19,7 +19,7 @@ from relevance_nerf.method_configs import LOCAL_VIEWER_HOST, datamanager_config,
 from relevance_nerf.model import OfflineNerfactoModelConfig, RelevanceNerfactoModelConfig
 from relevance_nerf.pipeline import RelevanceEditPipelineConfig
 from relevance_nerf.trainer import RelevanceEditTrainerConfig
-from toyworld import TOY_EDITOR, TOY_RELEVANCE
+from toyworld import TOY_EDIT, TOY_EDITOR, TOY_RELEVANCE
 
 CUDA = torch.cuda.is_available()
 TINY_DEVICE = "cuda" if CUDA else "cpu"
@@ -67,6 +67,7 @@ relevance_edit_tiny = MethodSpecification(
             datamanager=datamanager_config(RelevanceEditDataManagerConfig, TINY_RAYS),
             model=RelevanceNerfactoModelConfig(**TINY_MODEL),
             editor=TOY_EDITOR,
+            edit=TOY_EDIT,
             # The toy editor's 2D settings (pixel space, IQR 10, 4 draws): in the demo (scripts/demo.py) they kept
             # the scene 35.3 dB "vs before" outside the cube with IoU 0.76, against 28.9 dB and 0.67 with WYS's 3D
             # settings (latent space, IQR 2).

@@ -84,12 +84,14 @@ class TrainingSet:
     layouts: LayoutRange
     seed_offset: int
     """Added to the training seed; every set draws its own pairs."""
+    teaches_text: bool = True
+    """Used by the contrastive text-encoder stage (not for the wide layouts: a few-pixel edit names no word)."""
 
 
 TRAINING_SETS = (
     TrainingSet("recolour", "recolour", TRAINING_LAYOUTS, 0),
     TrainingSet("actions", "move", TRAINING_LAYOUTS, 1),
-    TrainingSet("recolour-wide", "recolour", WIDE_LAYOUTS, 2),
+    TrainingSet("recolour-wide", "recolour", WIDE_LAYOUTS, 2, teaches_text=False),
 )
 TRAIN_SEEDS = tuple(s.seed_offset for s in TRAINING_SETS)
 """The seeds of ``TRAINING_SETS`` at ``scripts/train_toy_editor.py``'s default ``--seed 0``."""
