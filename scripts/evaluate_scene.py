@@ -10,9 +10,10 @@ disabled (``--pipeline.edit.threshold 0``: Instruct-NeRF2NeRF's behaviour); ``--
 (the nerfacto run both started from) adds the unedited reconstruction as a reference row.
 Metrics (against the unedited photos and the named object's ground-truth mask): PSNR and
 SSIM outside the mask, edit success and the object's colour in each view (at equal brightness:
-the requested colour, another palette colour, grey or other), hue spread across views, IoU of
-the rendered edit mask; CLIP text-image and directional similarity
-when a CLIP checkpoint is available locally (``--clip``), else those columns are skipped.
+the requested colour, another palette colour, grey or other), hue spread across views, and,
+with ``--before-run``, where each edit changed its render: the share of changed pixels on the
+object (precision) and of the object's pixels changed (recall); CLIP text-image and directional
+similarity when a CLIP checkpoint is available locally (``--clip``), else those columns are skipped.
 """
 
 from __future__ import annotations
@@ -31,6 +32,8 @@ import relevance_nerf  # noqa: F401  (nerfstudio checkpoints under torch's weigh
 from editaction.clip_similarity import DEFAULT_CLIP, ClipSimilarity, ClipUnavailableError
 from relevance_nerf.errors import RelevanceEditError
 from toyworld.evaluation import (
+    CHANGE_THRESHOLD,
+    MIN_OBJECT_PIXELS,
     RenderedView,
     RunSettings,
     SceneTruth,
@@ -59,7 +62,7 @@ class EvaluateSceneArgs:
     baseline_run: Path | None = None
     """The same edit with the relevance mask disabled (threshold 0)."""
     before_run: Path | None = None
-    """The unedited nerfacto run the edits started from (reference row)."""
+    """The unedited nerfacto run the edits started from (reference row; needed for precision and recall)."""
     clip: str = DEFAULT_CLIP
     """CLIP checkpoint (directory or hub id, local cache only) for the CLIP metrics; 'none' skips them."""
 
@@ -140,7 +143,12 @@ def evaluate(args: EvaluateSceneArgs) -> Path:
             "Edit success: views whose object's mean colour, at equal brightness, is the requested palette colour "
             f"(hue within {HUE_TOLERANCE_DEGREES:g} degrees, at least {MIN_RELATIVE_CHROMA:.0%} of its chroma); "
             "object colour: that class per view (grey: too little chroma; other: between palette hues). "
-            "Hue spread across views: lower is better. IoU: rendered edit mask vs the object mask.",
+            "Hue spread across views: lower is better. "
+            "Edit precision: of the pixels whose render changed from the render before the edit (some channel by "
+            f"more than {CHANGE_THRESHOLD:g}), the share on the object; edit recall: the share of the object's "
+            f"pixels that changed; both pooled over the views where the object covers {MIN_OBJECT_PIXELS} pixels "
+            "or more. '-': no pixel changed; "
+            + ("n/a: the before-edit row itself." if BEFORE in renders else "n/a: needs --before-run."),
             "",
             clip_note + ".",
             "",
@@ -160,6 +168,8 @@ def evaluate(args: EvaluateSceneArgs) -> Path:
     gif_runs = tuple(label for label in (EDIT, BASELINE) if label in renders)
     write_report(args.out, truth, renders, markdown, summary, gif_runs)
     CONSOLE.print(table)
+    if BEFORE not in renders:
+        CONSOLE.print("[yellow]edit precision and recall not measured: they need --before-run")
     CONSOLE.print(clip_note)
     CONSOLE.print(f"report: {args.out}")
     return args.out

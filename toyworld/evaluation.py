@@ -6,7 +6,8 @@ unedited photographs and the ground-truth mask of the object the instruction nam
 - preservation: PSNR and SSIM outside the object's mask;
 - edit success: views whose object colour is the requested one at equal brightness
   (``toyworld.metrics.recolour_class``), and the colour class of the object in each view;
-- relevance IoU: the rendered ``edit_mask`` against the object's mask;
+- where the edit acted: of the pixels whose render changed from the render before the edit, the share
+  on the object (precision), and the share of the object's pixels that changed (recall);
 - multi-view consistency: the spread of the object's hue across the views.
 """
 
@@ -29,12 +30,26 @@ from torch import Tensor
 from editaction.images import ImageReadError, read_image
 from relevance_nerf.checkpoints import latest_step
 from relevance_nerf.errors import RelevanceEditError
-from relevance_nerf.model import EDIT_MASK, RELEVANCE
-from toyworld.metrics import chroma_spread, iou, mean_chroma, psnr, recolour_class, ssim
+from relevance_nerf.model import RELEVANCE
+from toyworld.metrics import (
+    changed_pixels,
+    chroma_spread,
+    mean_chroma,
+    precision_recall,
+    psnr,
+    recolour_class,
+    ssim,
+)
 from toyworld.pairs import Recolour, parse_recolour
 
 MIN_OBJECT_PIXELS = 16
-"""Views where the object covers fewer pixels do not count for success, colour and IoU (too few to measure)."""
+"""Views where the object covers fewer pixels do not count for success, colour, precision and recall (too few)."""
+CHANGE_THRESHOLD = 0.1
+"""Least difference in some channel (26 of 255 levels) between a run's render and the render before the edit for a
+pixel to count as changed. Exact recolours of each toy object to each other palette colour change at least 91% of
+the object's pixels by more (the rest: edge pixels mostly floor); two renders of one model are identical, and training
+on without edits (39.7 dB "vs before" outside the object, README) can leave at most 3% of pixels above it (3 x its
+mean squared error / 0.1^2). Lower counts more training drift as change, higher misses faint tints."""
 
 
 @dataclass(frozen=True)
@@ -96,7 +111,6 @@ class RenderedView:
     rgb: Float[Tensor, "3 h w"]
     relevance: Float[Tensor, "h w"] | None
     """Rendered relevance in [0, 1] (relevance-edit runs only)."""
-    edit_mask: Bool[Tensor, "h w"] | None
 
 
 @dataclass(frozen=True)
@@ -153,11 +167,10 @@ def render_held_out(config_path: Path, scene: Path) -> dict[str, RenderedView]:
         for index, filename in enumerate(dataset.image_filenames):
             camera = dataset.cameras[index : index + 1].to(pipeline.device)
             outputs = pipeline.model.get_outputs_for_camera(camera)
-            relevance, mask = outputs.get(RELEVANCE), outputs.get(EDIT_MASK)
+            relevance = outputs.get(RELEVANCE)
             renders[Path(filename).name] = RenderedView(
                 rgb=outputs["rgb"].clamp(0, 1).permute(2, 0, 1).float().cpu(),
                 relevance=None if relevance is None else relevance[..., 0].float().cpu(),
-                edit_mask=None if mask is None else mask[..., 0].bool().cpu(),
             )
     return renders
 
@@ -173,25 +186,30 @@ class SceneMetrics:
     """The object's colour class in each measured view, by view name."""
     hue_spread: float
     """Degrees the object's hue varies across views (lower: more consistent)."""
-    relevance_iou: float | None
-    """Rendered edit mask versus the object's mask; None for runs without a relevance field."""
     views: int
     psnr_outside_vs_before: float | None = None
     """dB, outside the object's mask, against the render before the edit: the change the edit made there."""
     ssim_outside_vs_before: float | None = None
+    changed_pixels: int | None = None
+    """Pixels changed from the render before the edit (``CHANGE_THRESHOLD``), in the views that count."""
+    edit_precision: float | None = None
+    """Share of the changed pixels that are on the object: NaN when none changed, None without a render before."""
+    edit_recall: float | None = None
+    """Share of the object's pixels that changed; None without a render before."""
 
 
 def measure(
     truth: SceneTruth, renders: dict[str, RenderedView], before: dict[str, RenderedView] | None = None
 ) -> SceneMetrics:
-    """Metrics of one run's held-out renders; ``before`` (the renders before the edit) adds the ``_vs_before`` pair."""
+    """Metrics of one run's held-out renders; ``before`` (the renders before the edit) adds the ``_vs_before`` pair
+    and where the edit acted (precision and recall, pooled over the views that count)."""
     for run in (renders, before or renders):
         missing = [view.name for view in truth.views if view.name not in run]
         if missing:
             raise RelevanceEditError(f"a run has no render of held-out views {missing[:3]}: trained on this scene?")
-    outside_psnr, outside_ssim, chromas, overlaps = [], [], [], []
+    outside_psnr, outside_ssim, chromas = [], [], []
     colours: dict[str, str] = {}
-    kept_psnr, kept_ssim = [], []
+    kept_psnr, kept_ssim, changed, on_object = [], [], [], []
     for view in truth.views:
         render = renders[view.name]
         if render.rgb.shape != view.photo.shape:
@@ -208,31 +226,39 @@ def measure(
             continue
         colours[view.name] = recolour_class(render.rgb, view.object_mask)
         chromas.append(mean_chroma(render.rgb, view.object_mask))
-        if render.edit_mask is not None:
-            overlaps.append(iou(render.edit_mask, view.object_mask))
+        if before is not None:
+            changed.append(changed_pixels(render.rgb, before[view.name].rgb, CHANGE_THRESHOLD).flatten())
+            on_object.append(view.object_mask.flatten())
     if not colours:
         raise RelevanceEditError(
             f"the {truth.object_name} covers under {MIN_OBJECT_PIXELS} pixels in every held-out view"
         )
+    all_changed = torch.cat(changed) if changed else None
+    precision, recall = (None, None) if all_changed is None else precision_recall(all_changed, torch.cat(on_object))
     return SceneMetrics(
         psnr_outside=statistics.fmean(outside_psnr),
         ssim_outside=statistics.fmean(outside_ssim),
         edit_success=statistics.fmean(colour == truth.edit.target_colour for colour in colours.values()),
         object_colours=colours,
         hue_spread=chroma_spread(torch.stack(chromas)),
-        relevance_iou=statistics.fmean(overlaps) if overlaps else None,
         views=len(truth.views),
         psnr_outside_vs_before=statistics.fmean(kept_psnr) if kept_psnr else None,
         ssim_outside_vs_before=statistics.fmean(kept_ssim) if kept_ssim else None,
+        changed_pixels=None if all_changed is None else int(all_changed.sum()),
+        edit_precision=precision,
+        edit_recall=recall,
     )
 
 
 def metrics_table(rows: dict[str, SceneMetrics], clip: dict[str, dict[str, float]] | None = None) -> str:
-    """A markdown table, one row per run; the before-edit and CLIP columns only when measured."""
+    """A markdown table, one row per run; the vs-before and CLIP columns only when measured.
+
+    Precision and recall read "n/a" without a render before the edit, precision "-" where no pixel changed.
+    """
     with_before = any(m.psnr_outside_vs_before is not None for m in rows.values())
     columns = ["PSNR outside (dB)", "SSIM outside"]
     columns += ["PSNR outside vs before (dB)", "SSIM outside vs before"] if with_before else []
-    columns += ["edit success", "object colour (views)", "hue spread (deg)", "IoU"]
+    columns += ["edit success", "object colour (views)", "hue spread (deg)", "edit precision", "edit recall"]
     clip_columns = sorted(next(iter(clip.values()))) if clip else []
     lines = [
         "| run | " + " | ".join(columns + clip_columns) + " |",
@@ -240,7 +266,7 @@ def metrics_table(rows: dict[str, SceneMetrics], clip: dict[str, dict[str, float
     ]
 
     def number(value: float | None, spec: str) -> str:
-        return "n/a" if value is None else format(value, spec)
+        return "n/a" if value is None else "-" if math.isnan(value) else format(value, spec)
 
     for label, m in rows.items():
         cells = [f"{m.psnr_outside:.2f}", f"{m.ssim_outside:.3f}"]
@@ -250,7 +276,8 @@ def metrics_table(rows: dict[str, SceneMetrics], clip: dict[str, dict[str, float
             f"{m.edit_success:.0%}",
             ", ".join(f"{colour} {views}" for colour, views in Counter(m.object_colours.values()).most_common()),
             f"{m.hue_spread:.1f}",
-            number(m.relevance_iou, ".2f"),
+            number(m.edit_precision, ".2f"),
+            number(m.edit_recall, ".2f"),
         ]
         cells += [f"{clip[label][name]:.3f}" for name in clip_columns] if clip else []
         lines.append(f"| {label} | " + " | ".join(cells) + " |")

@@ -131,6 +131,26 @@ def chroma_spread(chromas: Float[Tensor, "n 3"]) -> float:
     return sum(_degrees(chroma @ centre) for chroma in chromas) / len(chromas)
 
 
+def changed_pixels(
+    after: Float[Tensor, "3 h w"], before: Float[Tensor, "3 h w"], threshold: float
+) -> Bool[Tensor, "h w"]:
+    """Pixels where some channel of ``after`` differs from ``before`` by more than ``threshold``."""
+    return (after - before).abs().amax(dim=0) > threshold
+
+
+def precision_recall(changed: Bool[Tensor, "*pixels"], target: Bool[Tensor, "*pixels"]) -> tuple[float, float]:
+    """Share of the ``changed`` pixels that are in ``target`` (precision) and of ``target``'s that changed (recall).
+
+    Either is NaN when its denominator is empty (precision: nothing changed).
+    """
+    hits = float((changed & target).sum())
+    changed_count, target_count = float(changed.sum()), float(target.sum())
+    return (
+        hits / changed_count if changed_count else math.nan,
+        hits / target_count if target_count else math.nan,
+    )
+
+
 def iou(predicted: Tensor, truth: Tensor) -> float:
     union = (predicted | truth).sum()
     return 1.0 if union == 0 else float((predicted & truth).sum() / union)
