@@ -15,18 +15,8 @@ import sys
 import tyro
 
 from editaction.edit_image import EditImageArgs, main
-from toyworld import TOY_EDIT, TOY_EDITOR, TOY_RELEVANCE
+from toyworld import TOY_EDITOR
 
 if __name__ == "__main__":
-    defaults = EditImageArgs(  # the toy editor's own settings (toyworld.TOY_EDIT, TOY_RELEVANCE)
-        image=tyro.MISSING,
-        text=tyro.MISSING,
-        model=TOY_EDITOR,
-        steps=TOY_EDIT.steps,
-        text_guidance=TOY_EDIT.text_guidance,
-        image_guidance=TOY_EDIT.image_guidance,
-        noise_samples=TOY_RELEVANCE.noise_samples,
-        iqr_factor=TOY_RELEVANCE.iqr_factor,
-        relevance_space=TOY_RELEVANCE.space,
-    )
+    defaults = EditImageArgs(image=tyro.MISSING, text=tyro.MISSING, model=TOY_EDITOR)
     sys.exit(main(tyro.cli(EditImageArgs, default=defaults, description=__doc__)))

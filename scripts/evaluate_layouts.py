@@ -64,15 +64,17 @@ def _number(value: float | None, spec: str) -> str:
 
 def table(results: list[dict]) -> str:
     lines = [
-        "| layout | instruction | run | strict success | PSNR outside vs before (dB) | hue spread (deg) |",
-        "|---|---|---|---|---|---|",
+        "| layout | instruction | run | strict success | PSNR outside vs before (dB) | hue spread (deg) "
+        "| edit precision | edit recall |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for result in results:
         for run in ("relevance-edit", "baseline (no mask)"):
             row = result["metrics"]["metrics"][run]
             lines.append(
                 f"| {result['seed']} | {result['instruction']} | {run} | {_number(row['edit_success'], '.0%')} "
-                f"| {_number(row['psnr_outside_vs_before'], '.1f')} | {_number(row['hue_spread'], '.1f')} |"
+                f"| {_number(row['psnr_outside_vs_before'], '.1f')} | {_number(row['hue_spread'], '.1f')} "
+                f"| {_number(row['edit_precision'], '.2f')} | {_number(row['edit_recall'], '.2f')} |"
             )
     return "\n".join(lines)
 

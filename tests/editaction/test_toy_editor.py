@@ -17,11 +17,13 @@ from toyworld.metrics import iou, mean_squared_error, psnr_of_mse, recolour_succ
 from toyworld.pairs import evaluation_pairs
 
 MAX_CHECKPOINT_MB = 30  # per shipped checkpoint (the toy-editor issue's budget)
-ROWS = {"seen": 4, "new-layouts": 4}
+ROWS = {"seen": 8, "new-layouts": 4}
 """Pairs of each row of toyworld.pairs.EVALUATION_ROWS the test edits: held-out seeds, never trained on."""
-# Measured by measure_rows("validation") with the shipped base editor (see the README's toy section); the
-# test split must reach them less a margin of one pair of 8, 0.1 IoU and 2 dB: PLACEHOLDER.
-THRESHOLDS = {"successes": 0, "iou": 0.0, "psnr": 0.0}
+# Set on the validation split (measure_rows("validation"), shipped base editor, TOY_EDIT, 2026-11-26): 1 of 12 pairs
+# recoloured by the strict test, IoU 0.585, PSNR outside 26.0 dB. Margins: 0.1 IoU and 2 dB; none on the successes,
+# where a margin of one pair would assert nothing (the test split reached 6 of 12, IoU 0.598, 26.1 dB). Raise
+# them from validation after the toy editor's retrain; never lower one to pass.
+THRESHOLDS = {"successes": 1, "iou": 0.48, "psnr": 24.0}
 
 
 def _tensor(image: np.ndarray) -> torch.Tensor:
@@ -35,13 +37,14 @@ def test_shipped_checkpoints_load_offline_with_diffusers(path):
 
 
 def test_shipped_checkpoints_are_small():
-    """Each within budget; the two share their VAE, text encoder and tokenizer byte for byte (git stores them once)."""
+    """Each within budget; the two share their VAE and text-encoder weights and vocabulary byte for byte."""
     digests = []
     for path in (TOY_EDITOR, TOY_ACTION_EDITOR):
         files = {f.relative_to(path): f for f in Path(path).rglob("*") if f.is_file()}
         assert sum(f.stat().st_size for f in files.values()) <= MAX_CHECKPOINT_MB * 2**20
         digests.append({name: hashlib.sha256(f.read_bytes()).hexdigest() for name, f in files.items()})
-    shared = [name for name in digests[0] if name.parts[0] in ("vae", "text_encoder", "tokenizer")]
+    shared = [name for name in digests[0] if name.parts[0] in ("vae", "text_encoder") and name.suffix == ".safetensors"]
+    shared.append(Path("tokenizer", "tokenizer.json"))
     assert shared and all(digests[0][name] == digests[1].get(name) for name in shared)
 
 
