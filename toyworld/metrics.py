@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 
 import torch
-from jaxtyping import Bool, Float
+from jaxtyping import Bool, Float, Int
 from torch import Tensor
 from torchmetrics.functional.image import structural_similarity_index_measure
 
@@ -52,9 +52,9 @@ _EQUAL_BRIGHTNESS_PLANE = torch.tensor([[1.0, -1.0, 0.0], [1.0, 1.0, -2.0]]) / t
 """Orthonormal axes of the plane of colours with the same mean as grey (1, 1, 1)."""
 
 
-def equal_brightness(rgb: Float[Tensor, 3]) -> Float[Tensor, 2]:
-    """A colour at the brightness of (1, 1, 1), as its offset from neutral grey: length is chroma, angle is hue."""
-    return _EQUAL_BRIGHTNESS_PLANE @ (rgb / rgb.mean().clamp_min(1e-8) - 1)
+def equal_brightness(rgb: Float[Tensor, " 3 *n"]) -> Float[Tensor, " 2 *n"]:
+    """Colours at the brightness of (1, 1, 1), as offsets from neutral grey: length is chroma, angle is hue."""
+    return _EQUAL_BRIGHTNESS_PLANE @ (rgb / rgb.mean(dim=0, keepdim=True).clamp_min(1e-8) - 1)
 
 
 def hue_error_degrees(rgb: Float[Tensor, 3], colour: str) -> float:
@@ -72,13 +72,25 @@ def palette_rgb(colour: str) -> Float[Tensor, 3]:
     return torch.tensor(COLOURS[colour], dtype=torch.float32) / 255
 
 
+COLOUR_CLASSES = (*COLOURS, GREY, OTHER)
+"""What ``colour_classes`` numbers: the palette colours, then ``GREY`` and ``OTHER``."""
+
+
+def colour_classes(pixels: Float[Tensor, "3 n"]) -> Int[Tensor, " n"]:
+    """Each pixel's index in ``COLOUR_CLASSES``: its nearest palette hue at equal brightness, ``GREY`` with too
+    little of that colour's chroma, ``OTHER`` more than ``HUE_TOLERANCE_DEGREES`` off it."""
+    offsets = equal_brightness(pixels.float())
+    palette = equal_brightness(torch.stack([palette_rgb(name) for name in COLOURS], dim=1))
+    lengths = offsets.norm(dim=0)[None] * palette.norm(dim=0)[:, None]
+    cosine, nearest = (palette.T @ offsets / lengths.clamp_min(1e-8)).max(dim=0)
+    classes = torch.where(cosine >= math.cos(math.radians(HUE_TOLERANCE_DEGREES)), nearest, COLOUR_CLASSES.index(OTHER))
+    chroma = offsets.norm(dim=0) / palette.norm(dim=0)[nearest]
+    return torch.where(chroma < MIN_RELATIVE_CHROMA, COLOUR_CLASSES.index(GREY), classes)
+
+
 def colour_class(rgb: Float[Tensor, 3]) -> str:
     """The palette colour of an RGB colour at equal brightness: ``GREY`` with too little chroma, ``OTHER`` off-hue."""
-    hue_error = {name: hue_error_degrees(rgb, name) for name in COLOURS}
-    nearest = min(hue_error, key=hue_error.get)
-    if relative_chroma(rgb, nearest) < MIN_RELATIVE_CHROMA:
-        return GREY
-    return nearest if hue_error[nearest] <= HUE_TOLERANCE_DEGREES else OTHER
+    return COLOUR_CLASSES[int(colour_classes(rgb[:, None])[0])]
 
 
 def recolour_class(image: Float[Tensor, "3 h w"], mask: Bool[Tensor, "h w"]) -> str:
