@@ -8,7 +8,9 @@ sizes and places than training's), drawn from the --split's seeds (tune on valid
   after edit  what the object's colour became: the target, still the source, grey, or another colour
   PSNR out    PSNR against the input outside the ground-truth mask, with and without relevance guidance
   IoU         binarized relevance map versus the ground-truth mask
-Move pairs: how often the object's colour centroid moves the instructed way, per checkpoint.
+Move pairs, per checkpoint: how often the object moved the instructed way by at least half its size, in its shape
+and colour (toyworld.metrics.moved_succeeded), of the pairs that test can measure (no other object of its colour
+touches it).
 """
 
 from __future__ import annotations
@@ -43,7 +45,8 @@ from toyworld.metrics import (
     after_edit,
     iou,
     mean_squared_error,
-    moved_towards,
+    move_measurable,
+    moved_succeeded,
     psnr_of_mse,
     recolour_class,
 )
@@ -126,14 +129,17 @@ def evaluate_recolour(editor: Editor, folder: Path, args: EvaluateArgs) -> dict[
     return results
 
 
-def evaluate_moves(editor: Editor, folder: Path, args: EvaluateArgs) -> float:
+def evaluate_moves(editor: Editor, folder: Path, args: EvaluateArgs) -> tuple[float, int]:
+    """Move success over the pairs the motion test can measure (``move_measurable``), and how many those are."""
     edit = EditConfig(args.steps, args.text_guidance, args.image_guidance, threshold=0.0)
     successes = []
     for record in read_records(folder):
-        image = read_image(folder / record[INPUT_KEY]).rgb
-        edited = editor.edit(image, record[PROMPT_KEY], config=edit, generator=_gen(args)).images[0].cpu()
-        successes.append(moved_towards(image, edited, record["object"].split("_")[0], record["direction"]))
-    return statistics.mean(successes)
+        image, mask = _input_and_mask(folder, record)
+        colour = record["object"].split("_")[0]
+        if move_measurable(image, mask, colour):
+            edited = editor.edit(image, record[PROMPT_KEY], config=edit, generator=_gen(args)).images[0].cpu()
+            successes.append(moved_succeeded(image, edited, mask, colour, record["direction"]))
+    return (statistics.mean(successes) if successes else math.nan), len(successes)
 
 
 def _gen(args: EvaluateArgs) -> torch.Generator:
@@ -164,9 +170,9 @@ def main() -> None:
         for row in recolour_rows:
             results[f"recolour_{row}"] = evaluate_recolour(editor, folders[row], args)
         if "moves" in folders:
-            moves = {args.model.name: evaluate_moves(editor, folders["moves"], args)}
-            for name, action_editor in action_editors.items():
-                moves[name] = evaluate_moves(action_editor, folders["moves"], args)
+            moves = {}
+            for name, each in {args.model.name: editor, **action_editors}.items():
+                moves[name], results["move_pairs_measured"] = evaluate_moves(each, folders["moves"], args)
             results["move_success"] = moves
 
     print(
@@ -193,7 +199,7 @@ def main() -> None:
         exact = ", ".join(f"{name} {results[f'recolour_{name}']['exact_outside']}" for name in recolour_rows)
         print(f"\nguided pairs left exact outside the object: {exact} of {args.count}")
     if "move_success" in results:
-        print("\n| checkpoint | move success |\n|---|---|")
+        print(f"\n| checkpoint | move success, of {results['move_pairs_measured']} measurable pairs |\n|---|---|")
         for name, value in results["move_success"].items():
             print(f"| {name} | {value:.0%} |")
     if args.json_out is not None:

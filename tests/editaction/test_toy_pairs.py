@@ -18,7 +18,7 @@ from toyworld.metrics import (
     colour_class,
     iou,
     mean_squared_error,
-    moved_towards,
+    moved_succeeded,
     psnr,
     psnr_of_mse,
     recolour_class,
@@ -76,11 +76,11 @@ def test_recolour_and_move_pairs_pass_their_own_metrics():
     assert psnr_of_mse(statistics.mean([0.0, spill])) == pytest.approx(psnr(after, before, mask) + 10 * math.log10(2))
 
     move = make_pair(rng, "move", size=48)
-    before, after = _tensor(move.input_image), _tensor(move.edited_image)
+    before, after, mask = _tensor(move.input_image), _tensor(move.edited_image), torch.from_numpy(move.mask)
     opposite = "left" if move.direction == "right" else "right"
-    assert moved_towards(before, after, move.object.colour, move.direction)
-    assert not moved_towards(before, after, move.object.colour, opposite)
-    assert not moved_towards(before, before, move.object.colour, move.direction)
+    assert moved_succeeded(before, after, mask, move.object.colour, move.direction) is True
+    assert moved_succeeded(before, after, mask, move.object.colour, opposite) is False
+    assert moved_succeeded(before, before, mask, move.object.colour, move.direction) is False
 
 
 @pytest.mark.parametrize("layouts", [TRAINING_LAYOUTS, NEW_LAYOUTS], ids=["training-layouts", "new-layouts"])
