@@ -36,9 +36,9 @@ from toyworld.text_encoder import train_text_encoder
 from toyworld.tiny import IP2PArchitecture, build_clip_tokenizer, build_pipeline, save_pipeline
 
 TOY_ARCHITECTURE = IP2PArchitecture(
-    # UNet sized for about 0.8 s per step at batch 32 on 2 CPU cores (3.1M parameters; the first editor's
-    # 0.8M fitted its training pairs no better than held-out ones: underfitting). Checkpoint ~20 MB, most of
-    # it the 49,408 x 32 token embedding.
+    # UNet sized for about 1.0 s per trainer step at batch 32 on 2 CPU cores (3.1M parameters; the first
+    # editor's 0.8M fitted its training pairs no better than held-out ones: underfitting). Checkpoint 25 MB,
+    # half of it the UNet, a quarter the 49,408 x 32 token embedding.
     unet_channels=(64, 128),
     unet_layers_per_block=1,
     unet_attention_head_dim=8,
@@ -86,6 +86,12 @@ def _finish(name: str, log: dict, out: Path, **figures) -> None:
     print(f"[{name}] {log[name]}")
 
 
+def _read_set(folder: Path) -> tuple[list, torch.Tensor, torch.Tensor]:
+    """A pair set's records, input images and edited images."""
+    records = read_metadata(folder)
+    return records, load_images([r.input_image for r in records]), load_images([r.edited_image for r in records])
+
+
 def _unet_run(args: ToyEditorArgs, model: Path, data: Path, output: Path, steps: int, lr: float, **settings) -> Path:
     config = TrainConfig(
         model=str(model),
@@ -120,13 +126,13 @@ def main() -> None:
         names = ", ".join(s.name for s in TRAINING_SETS)
         raise SystemExit(f"error: --pairs takes {len(TRAINING_SETS)} counts ({names})")
     data = {s.name: out / "data" / s.name for s in TRAINING_SETS}
+    recolour_sets = [s.name for s in TRAINING_SETS if s.kind == "recolour"]
     if _stage("pairs", out / "data" / "recolour-all" / "metadata.jsonl", log):
         for spec, count in zip(TRAINING_SETS, args.pairs, strict=True):
             if not (data[spec.name] / "metadata.jsonl").exists():
                 write_pairs(
                     data[spec.name], count, (spec.kind,), "train", args.size, args.seed + spec.seed_offset, spec.layouts
                 )
-        recolour_sets = [s.name for s in TRAINING_SETS if s.kind == "recolour"]
         write_metadata(  # one data set of every recolour pair, pointing at the images where they are
             out / "data" / "recolour-all",
             [
@@ -140,22 +146,23 @@ def main() -> None:
 
     init = out / "init"
     if _stage("components", init / "model_index.json", log):
-        records = read_metadata(static_dir) + read_metadata(action_dir)
-        inputs = load_images([r.input_image for r in records])
-        edited = load_images([r.edited_image for r in records])
+        # Each set's images read once: the VAE learns from all of them, the UNet's recolours first.
+        sets = {s.name: _read_set(data[s.name]) for s in TRAINING_SETS}
+        vae_order = [*recolour_sets, *(s.name for s in TRAINING_SETS if s.kind != "recolour")]
+        inputs, edited = (torch.cat([sets[name][part] for name in vae_order]) for part in (1, 2))
         pipe = build_pipeline(TOY_ARCHITECTURE, seed=args.seed)
         vae_figures = train_autoencoder(
             pipe.vae, torch.cat([inputs, edited]), args.vae_steps, batch_size=16, seed=args.seed
         )
         # Contrastive: instructions matched to the edits they name. In the wide layouts an edit can be a few
         # pixels, which names no word; with them in, 300 steps left target words 4% of the norm apart.
-        text_records = [r for s in TRAINING_SETS if s.teaches_text for r in read_metadata(data[s.name])]
+        text_sets = [sets[s.name] for s in TRAINING_SETS if s.teaches_text]
         text_figures = train_text_encoder(
             pipe.text_encoder,
             build_clip_tokenizer(),
-            load_images([r.input_image for r in text_records]),
-            load_images([r.edited_image for r in text_records]),
-            [r.instruction for r in text_records],
+            torch.cat([inputs for _, inputs, _ in text_sets]),
+            torch.cat([edited for _, _, edited in text_sets]),
+            [record.instruction for records, _, _ in text_sets for record in records],
             args.text_steps,
             seed=args.seed,
         )
