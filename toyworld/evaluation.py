@@ -147,14 +147,15 @@ def run_settings(config: TrainerConfig) -> RunSettings:
     )
 
 
-def render_held_out(config_path: Path, scene: Path) -> dict[str, RenderedView]:
-    """Render a run's latest checkpoint from the scene's held-out cameras, by image file name."""
+def render_held_out(config_path: Path, scene: Path, step: int | None = None) -> dict[str, RenderedView]:
+    """Render a run's checkpoint of ``step`` (default: the latest) from the scene's held-out cameras, by file name."""
     run_dir = Path(config_path).resolve().parent
 
     def locate(config: TrainerConfig) -> TrainerConfig:  # the run and scene may have moved since training
         config.output_dir, config.experiment_name = run_dir.parents[2], run_dir.parents[1].name
         config.method_name, config.timestamp = run_dir.parent.name, run_dir.name
         config.pipeline.datamanager.data = Path(scene)
+        config.load_step = step
         return config
 
     read_run_config(config_path)

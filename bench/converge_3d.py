@@ -1,0 +1,196 @@
+"""Wall-clock to a converged 3D edit: edit schedules side by side from one nerfacto checkpoint.
+
+    python bench/converge_3d.py --out outputs/converge      # toy scene, CPU: about 25 min
+
+Every schedule continues the same nerfacto-tiny run with relevance-edit-tiny and saves a checkpoint every
+``--eval-every`` steps; each checkpoint is rendered from the held-out views and judged by the strict recolour
+test, PSNR outside the object against the pre-edit render, and hue spread across views. Wall-clock is measured
+from the start of each ``ns-train`` (relevance targets, edits and checkpoint writes included) to the
+checkpoint's file time. A schedule has converged at the first checkpoint from which every later one has
+strict success >= 90% and PSNR and hue spread within ``--psnr-tolerance`` / ``--hue-tolerance`` of the
+run's final values. Writes ``OUT/curves.png`` and ``OUT/converge.json``; the last line compares the fastest
+relevance schedule with the threshold-0 baseline.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import tyro
+
+from editaction.atomic import write_text_atomic
+from relevance_nerf.checkpoints import latest_step
+from toyworld import SceneSpec, write_scene
+from toyworld.evaluation import load_scene_truth, measure, render_held_out
+
+NS_TRAIN = str(Path(sys.executable).parent / "ns-train")
+BASELINE = "baseline, threshold 0 (IN2N: 1 view / 10 steps)"
+SCHEDULES = {
+    BASELINE: [
+        "--pipeline.edit.threshold",
+        "0",
+        "--pipeline.relevance-warmup-steps",
+        "0",
+        "--pipeline.edit-rate",
+        "10",
+    ],  # fmt: skip
+    "relevance-edit-tiny (1 view / 5 steps)": [],
+    "relevance, IN2N (1 view / 10 steps)": ["--pipeline.edit-rate", "10"],
+    "relevance, rounds (24 views / 100 steps)": ["--pipeline.edit-rate", "100", "--pipeline.edit-count", "24"],
+}
+"""Name -> ``ns-train relevance-edit-tiny`` options. Rounds: every view in turn, as Instruct-GS2GS's dataset
+updates (all views every 2.5k of 30k steps), here every 100 steps."""
+MIN_SUCCESS = 0.9
+
+
+@dataclass
+class ConvergeArgs:
+    out: Path = Path("outputs/converge")
+    text: str = "make the red cube blue"
+    nerfacto_iterations: int = 1500
+    """The demo's tiny preset."""
+    edit_iterations: int = 400
+    eval_every: int = 40
+    psnr_tolerance: float = 0.5
+    """dB from the run's final PSNR outside the object (vs the pre-edit render)."""
+    hue_tolerance: float = 1.0
+    """Degrees from the run's final hue spread."""
+    seed: int = 0
+
+
+def _train(method: str, run: Path, extra: list[str], scene: Path) -> float:
+    """Run ``ns-train`` into ``run`` unless it finished earlier; returns its start time (epoch seconds)."""
+    started = run / "started"
+    if (run / "done").is_file():
+        return float(started.read_text())
+    run.mkdir(parents=True, exist_ok=True)
+    write_text_atomic(started, f"{time.time()}\n")
+    command = [
+        NS_TRAIN, method, "--vis", "tensorboard", "--machine.device-type", "cpu", "--output-dir", str(run.parent),
+        "--experiment-name", run.name, "--timestamp", "run", *extra, "nerfstudio-data", "--data", str(scene),
+    ]  # fmt: skip
+    if subprocess.run(command, capture_output=True, text=True).returncode != 0:
+        raise SystemExit(f"error: ns-train {method} failed in {run}; run again to retry")
+    write_text_atomic(run / "done", "")
+    return float(started.read_text())
+
+
+def _curve(run: Path, scene: Path, started: float, before: dict, truth) -> list[dict]:
+    config = next(run.glob("*/run/config.yml"))
+    points = []
+    for checkpoint in sorted((config.parent / "nerfstudio_models").glob("step-*.ckpt")):
+        step = int(checkpoint.stem.split("-")[1])
+        metrics = measure(truth, render_held_out(config, scene, step), before)
+        points.append(
+            {
+                "step": step,
+                "seconds": checkpoint.stat().st_mtime - started,
+                "success": metrics.edit_success,
+                "psnr_vs_before": metrics.psnr_outside_vs_before,
+                "hue_spread": metrics.hue_spread,
+            }
+        )
+    return points
+
+
+def converged_at(points: list[dict], psnr_tolerance: float, hue_tolerance: float) -> dict | None:
+    """The first point from which every later one meets the success bar and stays near the final values."""
+    final = points[-1]
+
+    def settled(point: dict) -> bool:
+        return (
+            point["success"] >= MIN_SUCCESS
+            and abs(point["psnr_vs_before"] - final["psnr_vs_before"]) <= psnr_tolerance
+            and abs(point["hue_spread"] - final["hue_spread"]) <= hue_tolerance
+        )
+
+    first = None
+    for point in reversed(points):
+        if not settled(point):
+            break
+        first = point
+    return first
+
+
+def _plot(curves: dict[str, list[dict]], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(1, 3, figsize=(15, 4))
+    for name, points in curves.items():
+        seconds = [p["seconds"] for p in points]
+        for axis, key in zip(axes, ("success", "psnr_vs_before", "hue_spread"), strict=True):
+            axis.plot(seconds, [p[key] for p in points], marker="o", label=name)
+    for axis, label in zip(axes, ("strict success", "PSNR outside vs before (dB)", "hue spread (deg)"), strict=True):
+        axis.set_xlabel("wall-clock (s)")
+        axis.set_ylabel(label)
+    axes[0].legend(fontsize=7)
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+
+
+def main() -> None:
+    args = tyro.cli(ConvergeArgs, description=__doc__)
+    scene = args.out / "scene"
+    if not (scene / "transforms.json").is_file():
+        write_scene(scene, SceneSpec())
+    nerfacto = args.out / "nerfacto"
+    print(f"nerfacto-tiny, {args.nerfacto_iterations} iterations", flush=True)
+    _train("nerfacto-tiny", nerfacto, ["--max-num-iterations", str(args.nerfacto_iterations)], scene)
+    nerfacto_config = next(nerfacto.glob("*/run/config.yml"))
+    models = nerfacto_config.parent / "nerfstudio_models"
+    truth = load_scene_truth(scene, args.text)
+    before = render_held_out(nerfacto_config, scene)
+    start_step = latest_step(models)
+    common = [
+        "--text", args.text, "--pipeline.seed", str(args.seed), "--load-dir", str(models),
+        "--max-num-iterations", str(args.edit_iterations), "--steps-per-save", str(args.eval_every),
+        "--save-only-latest-checkpoint", "False",
+    ]  # fmt: skip
+    curves, reached = {}, {}
+    for index, (name, extra) in enumerate(SCHEDULES.items()):
+        print(f"{name}: {args.edit_iterations} iterations from step {start_step}", flush=True)
+        run = args.out / f"schedule-{index}"
+        started = _train("relevance-edit-tiny", run, common + extra, scene)
+        curves[name] = _curve(run, scene, started, before, truth)
+        point = converged_at(curves[name], args.psnr_tolerance, args.hue_tolerance)
+        reached[name] = None if point is None else point["seconds"]
+        final = curves[name][-1]
+        print(
+            f"  final: success {final['success']:.0%}, PSNR vs before {final['psnr_vs_before']:.1f} dB, hue spread "
+            f"{final['hue_spread']:.1f} deg; converged: "
+            + ("never" if point is None else f"step {point['step']}, {point['seconds']:.0f} s"),
+            flush=True,
+        )
+    _plot(curves, args.out / "curves.png")
+    write_text_atomic(args.out / "converge.json", json.dumps({"curves": curves, "converged_s": reached}, indent=2))
+    print("| schedule | converged after (s) | final success | final PSNR vs before (dB) | final hue spread (deg) |")
+    print("|---|---|---|---|---|")
+    for name, points in curves.items():
+        final, seconds = points[-1], reached[name]
+        print(
+            f"| {name} | {'never' if seconds is None else f'{seconds:.0f}'} | {final['success']:.0%} "
+            f"| {final['psnr_vs_before']:.1f} | {final['hue_spread']:.1f} |"
+        )
+    candidates = {name: s for name, s in reached.items() if name != BASELINE and s is not None}
+    baseline = reached[BASELINE]
+    if not candidates or baseline is None:
+        print("wall-clock to converged: " + ("no relevance schedule converged" if not candidates else
+              "the baseline never converged"))  # fmt: skip
+        return
+    best = min(candidates, key=candidates.get)
+    print(
+        f"wall-clock to converged: {best} {candidates[best]:.0f} s, threshold-0 baseline {baseline:.0f} s, "
+        f"ratio {candidates[best] / baseline:.2f}"
+    )
+
+
+if __name__ == "__main__":
+    main()

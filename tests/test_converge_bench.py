@@ -1,0 +1,34 @@
+"""bench/converge_3d.py's definition of a converged edit, on hand-made curves."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+
+from tests.conftest import REPO
+
+_spec = importlib.util.spec_from_file_location("converge_3d", REPO / "bench" / "converge_3d.py")
+converge_3d = importlib.util.module_from_spec(_spec)
+sys.modules["converge_3d"] = converge_3d  # dataclasses look their module up there
+_spec.loader.exec_module(converge_3d)
+
+
+def _points(success, psnr, hue):
+    return [
+        {"step": i, "seconds": 10.0 * i, "success": s, "psnr_vs_before": p, "hue_spread": h}
+        for i, (s, p, h) in enumerate(zip(success, psnr, hue, strict=True))
+    ]
+
+
+def test_converged_at_the_first_point_from_which_all_later_ones_settle():
+    points = _points([0.0, 0.5, 0.95, 0.92, 1.0], [30.0, 28.0, 27.2, 27.1, 27.0], [5.0, 3.0, 1.5, 1.2, 1.0])
+    assert converge_3d.converged_at(points, psnr_tolerance=0.5, hue_tolerance=1.0)["step"] == 2
+    # a tighter PSNR tolerance moves it later: 27.2 is 0.2 dB from the final 27.0
+    assert converge_3d.converged_at(points, psnr_tolerance=0.15, hue_tolerance=1.0)["step"] == 3
+
+
+def test_a_later_relapse_resets_convergence_and_a_failed_final_never_converges():
+    relapse = _points([0.95, 0.5, 0.95], [27.0, 27.0, 27.0], [1.0, 1.0, 1.0])
+    assert converge_3d.converged_at(relapse, 0.5, 1.0)["step"] == 2
+    failed = _points([0.95, 0.95, 0.8], [27.0, 27.0, 27.0], [1.0, 1.0, 1.0])
+    assert converge_3d.converged_at(failed, 0.5, 1.0) is None
