@@ -1,6 +1,7 @@
 """Wall-clock to a converged 3D edit: edit schedules side by side from one nerfacto checkpoint.
 
     python bench/converge_3d.py --out outputs/converge      # toy scene, CPU: about 25 min
+    python bench/converge_3d.py --nerfacto-iterations 1000 --edit-iterations 300 --eval-every 30   # 14 min
 
 Every schedule continues the same nerfacto-tiny run with relevance-edit-tiny and saves a checkpoint every
 ``--eval-every`` steps; each checkpoint is rendered from the held-out views and judged by the strict recolour
@@ -14,6 +15,8 @@ relevance schedule with the threshold-0 baseline.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import subprocess
 import sys
@@ -22,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import tyro
+from rich.progress import track
 
 from editaction.atomic import write_text_atomic
 from relevance_nerf.checkpoints import latest_step
@@ -56,9 +60,11 @@ class ConvergeArgs:
     """The demo's tiny preset."""
     edit_iterations: int = 400
     eval_every: int = 40
-    psnr_tolerance: float = 0.5
-    """dB from the run's final PSNR outside the object (vs the pre-edit render)."""
-    hue_tolerance: float = 1.0
+    psnr_tolerance: float = 1.5
+    """dB from the run's final PSNR outside the object (vs the pre-edit render). Checkpoint to checkpoint it
+    moves by up to 1.8 dB in a run whose edit has settled (relevance-edit-tiny's last five, 2026-11-27): at
+    0.5 dB every schedule 'converged' only at or next to its last checkpoint."""
+    hue_tolerance: float = 1.5
     """Degrees from the run's final hue spread."""
     seed: int = 0
 
@@ -83,9 +89,12 @@ def _train(method: str, run: Path, extra: list[str], scene: Path) -> float:
 def _curve(run: Path, scene: Path, started: float, before: dict, truth) -> list[dict]:
     config = next(run.glob("*/run/config.yml"))
     points = []
-    for checkpoint in sorted((config.parent / "nerfstudio_models").glob("step-*.ckpt")):
+    checkpoints = sorted((config.parent / "nerfstudio_models").glob("step-*.ckpt"))
+    for checkpoint in track(checkpoints, description="  held-out views of each checkpoint"):
         step = int(checkpoint.stem.split("-")[1])
-        metrics = measure(truth, render_held_out(config, scene, step), before)
+        with contextlib.redirect_stdout(io.StringIO()):  # nerfstudio's set-up notes, once per checkpoint
+            renders = render_held_out(config, scene, step)
+        metrics = measure(truth, renders, before)
         points.append(
             {
                 "step": step,
@@ -147,7 +156,8 @@ def main() -> None:
     nerfacto_config = next(nerfacto.glob("*/run/config.yml"))
     models = nerfacto_config.parent / "nerfstudio_models"
     truth = load_scene_truth(scene, args.text)
-    before = render_held_out(nerfacto_config, scene)
+    with contextlib.redirect_stdout(io.StringIO()):
+        before = render_held_out(nerfacto_config, scene)
     start_step = latest_step(models)
     common = [
         "--text", args.text, "--pipeline.seed", str(args.seed), "--load-dir", str(models),
@@ -166,7 +176,8 @@ def main() -> None:
         print(
             f"  final: success {final['success']:.0%}, PSNR vs before {final['psnr_vs_before']:.1f} dB, hue spread "
             f"{final['hue_spread']:.1f} deg; converged: "
-            + ("never" if point is None else f"step {point['step']}, {point['seconds']:.0f} s"),
+            + ("never" if point is None else f"step {point['step']}, {point['seconds']:.0f} s")
+            + (" (the last checkpoint: run longer to tell)" if point is curves[name][-1] else ""),
             flush=True,
         )
     _plot(curves, args.out / "curves.png")
