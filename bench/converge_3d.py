@@ -18,12 +18,14 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import shutil
 import subprocess
 import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import torch
 import tyro
 from rich.progress import track
 
@@ -33,6 +35,7 @@ from toyworld import SceneSpec, write_scene
 from toyworld.evaluation import load_scene_truth, measure, render_held_out
 
 NS_TRAIN = str(Path(sys.executable).parent / "ns-train")
+DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
 BASELINE = "baseline, threshold 0 (IN2N: 1 view / 10 steps)"
 SCHEDULES = {
     BASELINE: [
@@ -70,14 +73,20 @@ class ConvergeArgs:
 
 
 def _train(method: str, run: Path, extra: list[str], scene: Path) -> float:
-    """Run ``ns-train`` into ``run`` unless it finished earlier; returns its start time (epoch seconds)."""
+    """Run ``ns-train`` into ``run`` unless it finished earlier; returns its start time (epoch seconds).
+
+    An unfinished run is started again from nothing: its wall-clock and checkpoints would not be one run's."""
     started = run / "started"
     if (run / "done").is_file():
         return float(started.read_text())
-    run.mkdir(parents=True, exist_ok=True)
+    if started.is_file():  # an earlier bench run's folder, cut short
+        shutil.rmtree(run)
+    elif run.exists():
+        raise SystemExit(f"error: {run} exists and is not this bench's; choose another --out")
+    run.mkdir(parents=True)
     write_text_atomic(started, f"{time.time()}\n")
     command = [
-        NS_TRAIN, method, "--vis", "tensorboard", "--machine.device-type", "cpu", "--output-dir", str(run.parent),
+        NS_TRAIN, method, "--vis", "tensorboard", "--machine.device-type", DEVICE, "--output-dir", str(run.parent),
         "--experiment-name", run.name, "--timestamp", "run", *extra, "nerfstudio-data", "--data", str(scene),
     ]  # fmt: skip
     if subprocess.run(command, capture_output=True, text=True).returncode != 0:
