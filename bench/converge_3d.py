@@ -32,20 +32,14 @@ from rich.progress import track
 from editaction.atomic import write_text_atomic
 from relevance_nerf.checkpoints import latest_step
 from toyworld import SceneSpec, write_scene
-from toyworld.evaluation import load_scene_truth, measure, render_held_out
+from toyworld.evaluation import SceneTruth, load_scene_truth, measure, render_held_out
 
 NS_TRAIN = str(Path(sys.executable).parent / "ns-train")
 DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
 BASELINE = "baseline, threshold 0 (IN2N: 1 view / 10 steps)"
 SCHEDULES = {
-    BASELINE: [
-        "--pipeline.edit.threshold",
-        "0",
-        "--pipeline.relevance-warmup-steps",
-        "0",
-        "--pipeline.edit-rate",
-        "10",
-    ],  # fmt: skip
+    BASELINE: ["--pipeline.edit.threshold", "0", "--pipeline.relevance-warmup-steps", "0"]
+    + ["--pipeline.edit-rate", "10"],
     "relevance-edit-tiny (1 view / 5 steps)": [],
     "relevance, IN2N (1 view / 10 steps)": ["--pipeline.edit-rate", "10"],
     "relevance, rounds (24 views / 100 steps)": ["--pipeline.edit-rate", "100", "--pipeline.edit-count", "24"],
@@ -95,7 +89,7 @@ def _train(method: str, run: Path, extra: list[str], scene: Path) -> float:
     return float(started.read_text())
 
 
-def _curve(run: Path, scene: Path, started: float, before: dict, truth) -> list[dict]:
+def _curve(run: Path, scene: Path, started: float, before: dict, truth: SceneTruth) -> list[dict]:
     config = next(run.glob("*/run/config.yml"))
     points = []
     checkpoints = sorted((config.parent / "nerfstudio_models").glob("step-*.ckpt"))
@@ -186,7 +180,7 @@ def main() -> None:
             f"  final: success {final['success']:.0%}, PSNR vs before {final['psnr_vs_before']:.1f} dB, hue spread "
             f"{final['hue_spread']:.1f} deg; converged: "
             + ("never" if point is None else f"step {point['step']}, {point['seconds']:.0f} s")
-            + (" (the last checkpoint: run longer to tell)" if point is curves[name][-1] else ""),
+            + (" (the last checkpoint: run longer to tell)" if point is final else ""),
             flush=True,
         )
     _plot(curves, args.out / "curves.png")
