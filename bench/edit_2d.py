@@ -2,6 +2,7 @@
 
     python bench/edit_2d.py                      # tiny model, 128 px, 20 steps (CPU: about a minute)
     python bench/edit_2d.py --arch sd15 --size 256 --steps 10   # Stable Diffusion 1.5 sizes, random weights
+    python bench/edit_2d.py --arch sd15 --size 512 --steps 4 --repeats 2 --only crop   # the crop rows alone
 
 Weights are random (speed and memory do not depend on their values). Each variant runs
 ``repeats`` times after one warm-up, taking turns with the others; the table gives the median
@@ -33,6 +34,9 @@ class BenchArgs:
     steps: int = 20
     repeats: int = 3
     device: str | None = None
+    only: tuple[str, ...] = ()
+    """Run only the variants whose name holds one of these words (the diffusers baseline always runs)."""
+    crop_margin: float = 0.25
 
 
 def interleaved_medians(variants: dict[str, Callable[[], object]], repeats: int, device: torch.device) -> dict:
@@ -47,9 +51,12 @@ def interleaved_medians(variants: dict[str, Callable[[], object]], repeats: int,
 
 
 def edit_variants(
-    pipe: StableDiffusionInstructPix2PixPipeline, size: int, steps: int, device: torch.device
+    pipe: StableDiffusionInstructPix2PixPipeline, size: int, steps: int, device: torch.device, crop_margin: float = 0.25
 ) -> dict[str, Callable[[], object]]:
-    """The variants compared, each one call: diffusers' pipeline first (the baseline), then the Editor's."""
+    """The variants compared, each one call: diffusers' pipeline first (the baseline), then the Editor's.
+
+    The crop rows edit an object-sized region (a 0.4 x 0.5 box, 20% of the view) with and without cropping to it.
+    """
     editor = Editor(pipe)
     image = torch.rand(1, 3, size, size)
     relevance = torch.zeros(1, 1, size, size)
@@ -69,6 +76,15 @@ def edit_variants(
             image, text, relevance=relevance, config=masked, generator=seeded()
         ),
     }
+    small = torch.zeros(1, 1, size, size)
+    small[..., size // 5 : size * 3 // 5, size // 4 : size * 3 // 4] = 1.0
+    cropped = EditConfig(steps=steps, threshold=0.5, crop_margin=crop_margin)
+    variants["Editor.edit, relevance mask on 20% of the view"] = lambda: editor.edit(
+        image, text, relevance=small, config=masked, generator=seeded()
+    )
+    variants[f"Editor.edit, crop to that mask (margin {crop_margin:g})"] = lambda: editor.edit(
+        image, text, relevance=small, config=cropped, generator=seeded()
+    )
     for space in get_args(RelevanceSpace):
         relevance_config = RelevanceConfig(space=space)
         variants[f"relevance_map ({space} space) + masked edit"] = lambda config=relevance_config: editor.edit(
@@ -90,7 +106,13 @@ def main() -> None:
     if dtype != torch.float32:
         pipe.to(dtype=dtype)
     pipe.set_progress_bar_config(disable=True)
-    variants = edit_variants(pipe, args.size, args.steps, device)
+    variants = edit_variants(pipe, args.size, args.steps, device, args.crop_margin)
+    baseline_name = next(iter(variants))
+    variants = {
+        name: run
+        for name, run in variants.items()
+        if name == baseline_name or not args.only or any(word in name for word in args.only)
+    }
     print(f"device {device} ({dtype}), arch {args.arch}, {args.size} px, {args.steps} steps, median of {args.repeats}")
     medians = interleaved_medians(variants, args.repeats, device)
     memory = {name: peak_memory_mib(run, device) for name, run in variants.items()}

@@ -64,6 +64,10 @@ class EditConfig:
     schedule: EditSchedule = "truncate"
     """How a strength below 1 is run: "truncate" runs the last ``steps * strength`` of ``steps`` DDIM steps from
     the noised input (diffusers' img2img); "spread" runs all ``steps`` over [0, strength * T] (Instruct-NeRF2NeRF)."""
+    crop_margin: float | None = None
+    """Edit only the bounding box of the thresholded relevance, widened on each side by this fraction of its longer
+    side (context for the editor), instead of the whole view: fewer latent cells when the region is small, and more
+    of the working resolution spent on it when the view is larger than that. None: the whole view (IP2P, WYS)."""
 
     def __post_init__(self) -> None:
         if self.schedule not in get_args(EditSchedule):
@@ -73,5 +77,7 @@ class EditConfig:
         _check_range("threshold", self.threshold, 0.0, 1.0)
         _check_range("text guidance", self.text_guidance, 0.0, 100.0)
         _check_range("image guidance", self.image_guidance, 0.0, 100.0)
+        if self.crop_margin is not None and self.crop_margin < 0:
+            raise ValueError(f"crop margin must be non-negative, got {self.crop_margin:g}")
         if not 0.0 < self.strength <= 1.0:
             raise ValueError(f"strength must be in (0, 1], got {self.strength:g}")

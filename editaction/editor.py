@@ -14,7 +14,9 @@ per-step latent blend that keeps unmasked regions on the input's trajectory.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
+import math
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -289,6 +291,8 @@ class Editor:
         """
         images, condition, relevance = _batched(images), _batched(condition), _batched(relevance)
         size = tuple(images.shape[-2:])
+        if config.crop_margin is not None and relevance is not None and config.threshold > 0:
+            return self._edit_crop(images, instruction, condition, relevance, config, generator, resolution)
         small = working_size(size, resolution)
         if small != size:
             shrunk = [self._shrunk(tensor, size, small) for tensor in (images, condition, relevance)]
@@ -352,6 +356,39 @@ class Editor:
         keep = (..., slice(0, size[0]), slice(0, size[1]))
         full_mask = mask if mask is not None else torch.ones_like(edited[:, :1], dtype=torch.bool)
         return EditResult(images=edited[keep], mask=full_mask[keep])
+
+    def _edit_crop(
+        self,
+        images: Tensor,
+        instruction: str | Sequence[str],
+        condition: Tensor | None,
+        relevance: Tensor,
+        config: EditConfig,
+        generator: torch.Generator | None,
+        resolution: int,
+    ) -> EditResult:
+        """``edit`` on the box around the thresholded relevance (one box for the batch), pasted back into ``images``."""
+        if tuple(relevance.shape[-2:]) != tuple(images.shape[-2:]):
+            raise ValueError(f"relevance must have the images' size, got shape {tuple(relevance.shape)}")
+        full = images.to(self.device).float()
+        box = crop_box(binarize(relevance, config.threshold), config.crop_margin)
+        if box is None:  # nothing relevant: nothing to edit
+            return EditResult(images=full, mask=torch.zeros_like(full[:, :1], dtype=torch.bool))
+        top, bottom, left, right = box
+        window = (..., slice(top, bottom), slice(left, right))
+        crop = self.edit(
+            images[window],
+            instruction,
+            None if condition is None else condition[window],
+            relevance[window],
+            dataclasses.replace(config, crop_margin=None),
+            generator,
+            resolution,
+        )
+        full[window] = crop.images.float()
+        mask = torch.zeros_like(full[:, :1], dtype=torch.bool)
+        mask[window] = crop.mask
+        return EditResult(images=full, mask=mask)
 
     # ---- helpers ------------------------------------------------------------------------------
 
@@ -420,6 +457,18 @@ class Editor:
         if any(not text.strip() for text in instructions):
             raise ValueError("the instruction is empty")
         return instructions
+
+
+def crop_box(mask: Bool[Tensor, "b 1 h w"], margin: float) -> tuple[int, int, int, int] | None:
+    """(top, bottom, left, right) of the box holding every masked pixel of the batch, widened on each side by
+    ``margin`` times its longer side and clipped to the image; None when no pixel is masked."""
+    rows, columns = mask.any(dim=(0, 1, 3)).nonzero(), mask.any(dim=(0, 1, 2)).nonzero()
+    if rows.numel() == 0:
+        return None
+    top, bottom, left, right = rows.min().item(), rows.max().item() + 1, columns.min().item(), columns.max().item() + 1
+    pad = math.ceil(margin * max(bottom - top, right - left))
+    height, width = mask.shape[-2:]
+    return max(top - pad, 0), min(bottom + pad, height), max(left - pad, 0), min(right + pad, width)
 
 
 def _batched(tensor: Tensor | None) -> Tensor | None:

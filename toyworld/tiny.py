@@ -71,6 +71,8 @@ class IP2PArchitecture:
     text_layers: int = 2
     text_heads: int = 4
     text_intermediate: int = 37
+    prediction_type: str = "epsilon"
+    """What the UNet predicts (the scheduler config's ``prediction_type``): IP2P's ``epsilon`` or ``v_prediction``."""
 
     @property
     def cross_attention_dim(self) -> int:
@@ -132,9 +134,10 @@ def build_text_encoder(arch: IP2PArchitecture, tokenizer: CLIPTokenizer) -> CLIP
     return CLIPTextModel(config)
 
 
-def build_scheduler() -> DDIMScheduler:
+def build_scheduler(prediction_type: str = "epsilon") -> DDIMScheduler:
     # Stable Diffusion 1.5's noise schedule (scheduler_config.json of the released weights).
     return DDIMScheduler(
+        prediction_type=prediction_type,
         num_train_timesteps=1000,
         beta_start=0.00085,
         beta_end=0.012,
@@ -156,7 +159,7 @@ def build_pipeline(
         text_encoder=build_text_encoder(arch, tokenizer),
         tokenizer=tokenizer,
         unet=build_unet(arch),
-        scheduler=build_scheduler(),
+        scheduler=build_scheduler(arch.prediction_type),
         safety_checker=None,
         feature_extractor=None,
         requires_safety_checker=False,

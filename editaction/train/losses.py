@@ -7,9 +7,35 @@ from jaxtyping import Float
 from torch import Tensor
 
 
-def per_sample_error(prediction: Float[Tensor, "b c h w"], target: Float[Tensor, "b c h w"]) -> Float[Tensor, " b"]:
-    """e(c): mean squared noise-prediction error over C, H, W, one value per sample."""
-    return (prediction.float() - target.float()).pow(2).mean(dim=(1, 2, 3))
+def per_sample_error(
+    prediction: Float[Tensor, "b c h w"],
+    target: Float[Tensor, "b c h w"],
+    weights: Float[Tensor, "b 1 h w"] | None = None,
+) -> Float[Tensor, " b"]:
+    """e(c): mean squared noise-prediction error over C, H, W, one value per sample, optionally weighted per cell."""
+    squared = (prediction.float() - target.float()).pow(2)
+    if weights is not None:
+        squared = squared * weights
+    return squared.mean(dim=(1, 2, 3))
+
+
+def changed_region_weights(
+    edited: Float[Tensor, "b 3 H W"],
+    source: Float[Tensor, "b 3 H W"],
+    latent_size: tuple[int, int],
+    weight: float,
+    tolerance: float,
+) -> Float[Tensor, "b 1 h w"]:
+    """``weight`` on each latent cell that holds a pixel the edit changed by more than ``tolerance``, 1 elsewhere."""
+    changed = ((edited.float() - source.float()).abs().amax(dim=1, keepdim=True) > tolerance).float()
+    changed = F.adaptive_max_pool2d(changed, latent_size)
+    return 1 + (weight - 1) * changed
+
+
+def min_snr_weights(snr: Float[Tensor, " b"], gamma: float, prediction_type: str) -> Float[Tensor, " b"]:
+    """Min-SNR-gamma (Hang et al. 2023): the x0-loss weight min(SNR, gamma), expressed for the model's target."""
+    capped = snr.clamp(max=gamma)
+    return capped / (snr + 1) if prediction_type == "v_prediction" else capped / snr
 
 
 def action_loss(error_right: Float[Tensor, " b"], error_negative: Float[Tensor, " b"]) -> Float[Tensor, " b"]:

@@ -17,7 +17,7 @@ import torch
 from accelerate import Accelerator
 from diffusers import StableDiffusionInstructPix2PixPipeline, UNet2DConditionModel
 from diffusers.optimization import get_scheduler
-from diffusers.training_utils import EMAModel
+from diffusers.training_utils import EMAModel, compute_snr
 from jaxtyping import Bool, Float
 from safetensors.torch import load_file, save_file
 from torch import Tensor
@@ -27,7 +27,14 @@ from editaction.atomic import atomic_directory
 from editaction.editor import Editor, load_pipeline
 from editaction.train.config import TrainConfig
 from editaction.train.dataset import EditPairDataset
-from editaction.train.losses import action_loss, per_sample_error, regularisation_loss, total_loss
+from editaction.train.losses import (
+    action_loss,
+    changed_region_weights,
+    min_snr_weights,
+    per_sample_error,
+    regularisation_loss,
+    total_loss,
+)
 from editaction.train.negatives import disjoint_candidates, sample_negatives
 
 CROSS_ATTENTION = ".attn2."  # diffusers' name of the text cross-attention in each transformer block
@@ -218,6 +225,16 @@ class EditActionTrainer:
         source_latents = image_latents * vae.config.scaling_factor
         latents = denoising_target(latents, source_latents, drop_text, config.dropped_text_target)
         noisy = scheduler.add_noise(latents, noise, timesteps)
+        target = self.prediction_target(latents, noise, timesteps)
+        weights = None
+        if config.changed_region_weight != 1:
+            weights = changed_region_weights(
+                batch["edited"].to(device),
+                batch["input"].to(device),
+                tuple(latents.shape[-2:]),
+                config.changed_region_weight,
+                config.changed_region_tolerance,
+            )
         right_text = self.instruction_embeddings[batch["instruction"].to(device)]
         text = torch.where(drop_text[:, None, None], self.empty_embedding, right_text)
         image = torch.where(drop_image[:, None, None, None], torch.zeros_like(image_latents), image_latents)
@@ -232,12 +249,15 @@ class EditActionTrainer:
         prediction = self.unet(torch.cat(inputs), torch.cat(steps), encoder_hidden_states=torch.cat(texts)).sample
         predicted, *negative = prediction.chunk(len(inputs))
 
-        error = per_sample_error(predicted, noise)
+        error = per_sample_error(predicted, target, weights)
         static = error.mean()
+        if config.snr_gamma is not None:
+            snr_weights = min_snr_weights(compute_snr(scheduler, timesteps), config.snr_gamma, self.prediction_type)
+            static = (error * snr_weights).mean()
         action = None
         if negative:
             complete = ~drop_text & ~drop_image  # the contrast needs the full conditioning
-            terms = action_loss(error, per_sample_error(negative[0], noise))
+            terms = action_loss(error, per_sample_error(negative[0], target, weights))
             action = terms[complete].mean() if complete.any() else terms.sum() * 0
         regularisation = None
         if self.reference_unet is not None:
@@ -246,6 +266,22 @@ class EditActionTrainer:
             regularisation = regularisation_loss(predicted, reference)
         total = total_loss(static, action, regularisation, config.lambda_action, config.lambda_reg)
         return StepLosses(total, static, action, regularisation)
+
+    @property
+    def prediction_type(self) -> str:
+        """What the UNet predicts: the checkpoint's scheduler config says (IP2P: epsilon)."""
+        return self.pipe.scheduler.config.prediction_type
+
+    def prediction_target(
+        self, latents: Float[Tensor, "b c h w"], noise: Float[Tensor, "b c h w"], timesteps: Tensor
+    ) -> Float[Tensor, "b c h w"]:
+        if self.prediction_type == "epsilon":
+            return noise
+        if self.prediction_type == "v_prediction":
+            return self.pipe.scheduler.get_velocity(latents, noise, timesteps)
+        raise TrainingSetupError(
+            f"unsupported scheduler prediction_type {self.prediction_type!r} (epsilon, v_prediction)"
+        )
 
     # ---- loop ---------------------------------------------------------------------------------
 

@@ -15,11 +15,17 @@ from editaction.train import trainer as trainer_module
 from editaction.train.action_pairs import extract_action_pairs
 from editaction.train.config import TrainConfig, load_config
 from editaction.train.dataset import EDITED_KEY, INPUT_KEY, METADATA_FILE, PROMPT_KEY, DatasetError, read_metadata
-from editaction.train.losses import action_loss, per_sample_error, total_loss
+from editaction.train.losses import (
+    action_loss,
+    changed_region_weights,
+    min_snr_weights,
+    per_sample_error,
+    total_loss,
+)
 from editaction.train.negatives import NoNegativeError, content_tokens, disjoint_candidates, sample_negatives
 from editaction.train.trainer import EditActionTrainer, TrainingSetupError, denoising_target
 from tests.conftest import REPO
-from toyworld.tiny import build_clip_tokenizer
+from toyworld.tiny import IP2PArchitecture, build_clip_tokenizer, build_pipeline, save_pipeline
 from toyworld.videos import write_action_videos
 
 
@@ -68,6 +74,28 @@ def test_per_sample_error_is_mean_over_chw():
     prediction, target = torch.zeros(2, 4, 2, 2), torch.zeros(2, 4, 2, 2)
     prediction[1] = 2.0
     assert per_sample_error(prediction, target).tolist() == [0.0, 4.0]
+
+
+def test_per_sample_error_weighs_each_cell():
+    prediction, target = torch.ones(1, 4, 2, 2), torch.zeros(1, 4, 2, 2)
+    weights = torch.tensor([[[[1.0, 1.0], [1.0, 5.0]]]])
+    assert per_sample_error(prediction, target, weights).tolist() == [2.0]  # (1 + 1 + 1 + 5) / 4
+
+
+def test_changed_region_weights_mark_the_cells_the_edit_touched():
+    source = torch.zeros(1, 3, 8, 8)
+    edited = source.clone()
+    edited[0, 1, 5, 6] = 0.5  # changed: lands in latent cell (1, 1) of a 2 x 2 grid
+    edited[0, 0, 0, 0] = 0.01  # within the tolerance: unchanged
+    weights = changed_region_weights(edited, source, (2, 2), weight=10.0, tolerance=0.05)
+    assert weights.tolist() == [[[[1.0, 1.0], [1.0, 10.0]]]]
+    assert torch.equal(changed_region_weights(source, source, (2, 2), 10.0, 0.05), torch.ones(1, 1, 2, 2))
+
+
+def test_min_snr_weights_cap_the_low_noise_timesteps():
+    snr = torch.tensor([0.1, 5.0, 50.0])
+    assert min_snr_weights(snr, 5.0, "epsilon").tolist() == pytest.approx([1.0, 1.0, 0.1])
+    assert min_snr_weights(snr, 5.0, "v_prediction").tolist() == pytest.approx([0.1 / 1.1, 5 / 6, 5 / 51])
 
 
 def test_total_loss_weights_each_term_and_skips_absent_ones():
@@ -226,9 +254,9 @@ def action_trainer(tiny_checkpoint, action_data, tmp_path, monkeypatch):
     )
     hook = unet.register_forward_hook(record, with_kwargs=True)
 
-    def recording_error(prediction, target):
+    def recording_error(prediction, target, weights=None):
         trainer.targets.append(target.detach())
-        return per_sample_error(prediction, target)
+        return per_sample_error(prediction, target, weights)
 
     monkeypatch.setattr(trainer_module, "per_sample_error", recording_error)
     yield trainer
@@ -337,3 +365,47 @@ def test_cosine_schedule_warms_up_then_decays_to_zero(tiny_checkpoint, action_da
     # warm-up ends at the peak after step 1, then 1e-3 * (1 + cos(pi * k / 3)) / 2 over the 3 steps left
     assert [step for step, _ in logged] == [1, 2, 3, 4]
     assert [lr for _, lr in logged] == pytest.approx([1e-3, 7.5e-4, 2.5e-4, 0.0], abs=1e-9)
+
+
+@pytest.fixture(scope="module")
+def v_prediction_checkpoint(tmp_path_factory) -> Path:
+    pipe = build_pipeline(IP2PArchitecture(prediction_type="v_prediction"), seed=0)
+    return save_pipeline(pipe, tmp_path_factory.mktemp("tiny-ip2p-v"))
+
+
+def test_the_target_follows_the_checkpoints_prediction_type(
+    tiny_checkpoint, v_prediction_checkpoint, action_data, tmp_path
+):
+    latents, noise = torch.randn(2, 4, 4, 4), torch.randn(2, 4, 4, 4)
+    timesteps = torch.tensor([10, 900])
+    epsilon = EditActionTrainer(smoke_config(tiny_checkpoint, action_data, tmp_path / "eps"))
+    assert torch.equal(epsilon.prediction_target(latents, noise, timesteps), noise)
+    velocity = EditActionTrainer(smoke_config(v_prediction_checkpoint, action_data, tmp_path / "v"))
+    alpha = velocity.pipe.scheduler.alphas_cumprod[timesteps].view(-1, 1, 1, 1)
+    expected = alpha.sqrt() * noise - (1 - alpha).sqrt() * latents  # v (Salimans & Ho 2022)
+    assert torch.allclose(velocity.prediction_target(latents, noise, timesteps), expected, atol=1e-6)
+    velocity.train()  # and it trains to an export the editor loads
+    editor = Editor.from_pretrained(velocity.final_dir, device="cpu")
+    assert editor.pipe.scheduler.config.prediction_type == "v_prediction"
+
+
+def test_the_changed_region_weight_raises_the_loss_only_where_the_edit_is(tiny_checkpoint, action_data, tmp_path):
+    settings = dict(conditioning_dropout=0.0, lambda_action=0.0, lambda_reg=0.0)
+    plain = EditActionTrainer(smoke_config(tiny_checkpoint, action_data, tmp_path / "plain", **settings))
+    weighted = EditActionTrainer(
+        smoke_config(tiny_checkpoint, action_data, tmp_path / "weighted", changed_region_weight=10.0, **settings)
+    )
+    batch = next(iter(torch.utils.data.DataLoader(plain.dataset, batch_size=2)))
+    losses = [t.compute_losses(batch, torch.Generator().manual_seed(0)).static.item() for t in (plain, weighted)]
+    assert losses[1] > 1.5 * losses[0]  # the moved object's cells count ten times
+    unchanged = {**batch, "edited": batch["input"]}
+    losses = [t.compute_losses(unchanged, torch.Generator().manual_seed(0)).static.item() for t in (plain, weighted)]
+    assert losses[1] == pytest.approx(losses[0])
+
+
+@pytest.mark.parametrize(
+    "setting, message", [({"snr_gamma": 0.0}, "snr_gamma"), ({"changed_region_weight": 0.5}, "changed_region_weight")]
+)
+def test_loss_weighting_settings_are_checked(setting, message):
+    with pytest.raises(ValueError, match=message):
+        TrainConfig(**setting)

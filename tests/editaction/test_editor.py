@@ -1,3 +1,4 @@
+import dataclasses
 from pathlib import Path
 
 import huggingface_hub
@@ -8,7 +9,7 @@ from diffusers import StableDiffusionInstructPix2PixPipeline, UNet2DConditionMod
 from PIL import Image
 
 from editaction import EditConfig, Editor, EditorLoadError
-from editaction.editor import DEFAULT_UNET, FP16_UNET, _fp16_variant_available
+from editaction.editor import DEFAULT_UNET, FP16_UNET, _fp16_variant_available, crop_box
 from toyworld.tiny import build_pipeline, save_pipeline
 
 FAST = EditConfig(steps=4)
@@ -172,6 +173,7 @@ def test_strength_runs_the_tail_of_the_schedule_from_the_noised_input(editor, un
         dict(steps=0),
         dict(strength=0),
         dict(schedule="linear"),
+        dict(crop_margin=-0.1),
     ],
 )
 def test_invalid_config_is_rejected(kwargs):
@@ -275,3 +277,33 @@ def test_spread_schedule_steps_with_the_unchanged_noise_table(editor):
     noisy = a_t.sqrt() * x0 + (1 - a_t).sqrt() * eps
     stepped = scheduler.step(eps, timesteps[1], noisy, return_dict=False)[0]
     assert torch.allclose(stepped, a_prev.sqrt() * x0 + (1 - a_prev).sqrt() * eps, atol=1e-5)
+
+
+def test_crop_box_holds_every_masked_pixel_of_the_batch_with_its_margin():
+    mask = torch.zeros(2, 1, 40, 60, dtype=torch.bool)
+    mask[0, 0, 10:18, 20:36] = True  # 8 x 16
+    mask[1, 0, 12:14, 30:40] = True
+    assert crop_box(mask, 0.0) == (10, 18, 20, 40)
+    assert crop_box(mask, 0.25) == (5, 23, 15, 45)  # 0.25 x 20 px on each side
+    assert crop_box(mask, 2.0) == (0, 40, 0, 60)  # clipped to the image
+    assert crop_box(torch.zeros_like(mask), 0.25) is None
+
+
+def test_a_cropped_edit_runs_on_the_box_and_changes_only_the_mask(editor, generator, vae_input_sizes):
+    image = uint8_image(3, 48, 64)
+    relevance = torch.zeros(1, 1, 48, 64)
+    relevance[..., 16:24, 40:56] = 1.0
+    config = dataclasses.replace(FAST, crop_margin=0.25)
+    result = editor.edit(image, "make the cube red", relevance=relevance, config=config, generator=generator)
+    assert vae_input_sizes and set(vae_input_sizes) == {(16, 24)}  # rows 12-28, columns 36-60: 16 x 24 px
+    assert result.images.shape == image.shape and torch.equal(result.mask, relevance.bool())
+    outside = ~result.mask.expand_as(image)
+    assert torch.equal(result.images[outside], image[outside])
+    assert not torch.equal(result.images[~outside], image[~outside])
+
+
+def test_a_cropped_edit_with_nothing_relevant_returns_the_input(editor, unet_inputs):
+    image = uint8_image(4, 32, 32)
+    config = dataclasses.replace(FAST, crop_margin=0.25)
+    result = editor.edit(image, "make the cube red", relevance=torch.zeros(1, 1, 32, 32), config=config)
+    assert torch.equal(result.images, image) and not result.mask.any() and not unet_inputs
