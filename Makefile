@@ -13,13 +13,17 @@ OUT ?= outputs/demo
 SCENE ?=
 EDITOR ?=
 PRESET ?= auto
-# 2D knobs: make edit-image MODEL=timbrooks/instruct-pix2pix IQR=1.5 SPACE=latent IMAGE=photo.jpg TEXT="turn the ball into an orange"
-# (relevance settings: IQR 10 in pixel space suit the toy editor's small objects; WYS uses IQR 1.5 in latent space)
+# 2D knobs: make edit-image MODEL=timbrooks/instruct-pix2pix IQR=1.5 SPACE=latent TEXT_GUIDANCE=7.5 IMAGE_GUIDANCE=1.5 \
+#   IMAGE=photo.jpg TEXT="turn the ball into an orange"
+# (the defaults suit the toy editor, toyworld.TOY_EDIT and TOY_RELEVANCE: IQR 10 in pixel space for its small objects,
+# guidance 1.25 / 1; WYS uses IQR 1.5 in latent space, InstructPix2Pix guidance 7.5 / 1.5)
 MODEL ?= toyworld/models/toy-editor
 IMAGE ?= assets/toy-view.png
 STEPS ?= 20
 IQR ?= 10
 SPACE ?= pixel
+TEXT_GUIDANCE ?= 1.25
+IMAGE_GUIDANCE ?= 1
 
 .PHONY: demo edit-image gpu-check test test-fast lint train-smoke train-toy-editor evaluate-toy clean-venv
 
@@ -43,7 +47,8 @@ demo: $(STAMP)
 
 edit-image: $(STAMP)
 	$(PY) scripts/edit_image.py --image $(IMAGE) --text "$(TEXT)" --model $(MODEL) --steps $(STEPS) \
-		--iqr-factor $(IQR) --relevance-space $(SPACE) --out outputs/edit-image --overwrite
+		--iqr-factor $(IQR) --relevance-space $(SPACE) --text-guidance $(TEXT_GUIDANCE) --image-guidance $(IMAGE_GUIDANCE) \
+		--out outputs/edit-image --overwrite
 
 outputs/toy-actions: | $(STAMP)
 	$(PY) scripts/make_toy_action_videos.py --out outputs/toy-videos
@@ -55,7 +60,7 @@ train-smoke: $(STAMP) outputs/tiny-ip2p outputs/toy-actions
 	$(PY) scripts/train_editaction.py --config configs/editaction_cpu_smoke.yaml \
 		$(if $(wildcard outputs/editaction-smoke/checkpoints),--resume latest)
 
-# Retrain the embedded toy editor from scratch (25-40 min on 2 CPU cores; continues an interrupted run),
+# Retrain the embedded toy editor from scratch (about 60 min on 2 CPU cores; continues an interrupted run),
 # then measure it. The shipped copies are toyworld/models/toy-editor and toyworld/models/toy-editor-action.
 train-toy-editor: $(STAMP)
 	$(PY) scripts/train_toy_editor.py --out outputs/toy-editor

@@ -1,9 +1,9 @@
-"""The shipped toy editors and the rendered toy world stay byte for byte what they were before the house move.
+"""The shipped toy editors and the rendered toy world stay byte for byte what they were recorded as.
 
-Recorded values come from commit dc81860, the last one before the toy world moved from ``editaction/toyworld``
-and ``models/`` to ``toyworld/``: ``toyworld/models/SHA256SUMS`` is ``sha256sum`` of each file of
-``git show dc81860:models/<file>``; the scene and pair digests come from ``scene_digests`` run on
-``editaction.toyworld`` of a worktree of dc81860. Retraining the toy editor or changing the renderer on
+``toyworld/models/SHA256SUMS`` is ``sha256sum`` of each file of the shipped checkpoints, recorded when they were
+last retrained (2026-11-27, ``make train-toy-editor``); the scene and pair digests come from commit dc81860, the last
+one before the toy world moved from ``editaction/toyworld`` to ``toyworld/`` (``scene_digests`` run on
+``editaction.toyworld`` of a worktree of dc81860). Retraining the toy editor or changing the renderer on
 purpose means recording new values here, in the same commit.
 """
 
