@@ -370,7 +370,7 @@ class Editor:
         """``edit`` on the box around the thresholded relevance (one box for the batch), pasted back into ``images``."""
         if tuple(relevance.shape[-2:]) != tuple(images.shape[-2:]):
             raise ValueError(f"relevance must have the images' size, got shape {tuple(relevance.shape)}")
-        full = images.to(self.device).float()
+        full = images.to(self.device, torch.float32, copy=True)  # pasted into: never the caller's tensor
         box = crop_box(binarize(relevance, config.threshold), config.crop_margin)
         if box is None:  # nothing relevant: nothing to edit
             return EditResult(images=full, mask=torch.zeros_like(full[:, :1], dtype=torch.bool))

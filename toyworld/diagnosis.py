@@ -236,7 +236,8 @@ def model_size(editor: Editor) -> dict[str, int]:
 
 @torch.no_grad()
 def denoising_error(editor: Editor, pairs: list[RecolourPair], draws: int = 8, seed: int = 0) -> dict[str, float]:
-    """The base editor's training loss with full conditioning: noise MSE over all latents and inside the object's.
+    """The base editor's training loss with full conditioning: the MSE of its prediction target (the noise, or the
+    velocity of a v-prediction model) over all latents and inside the object's.
 
     Each pair gets ``draws`` timesteps, uniform over the schedule, and noises from ``seed`` (the same for
     every set of pairs, so sets compare on equal draws).
@@ -255,7 +256,10 @@ def denoising_error(editor: Editor, pairs: list[RecolourPair], draws: int = 8, s
             noisy = scheduler.add_noise(latents, noise, timestep.to(editor.device))
             model_input = torch.cat([noisy, condition], dim=1)
             predicted = editor.pipe.unet(model_input, timestep.to(editor.device), encoder_hidden_states=text).sample
-            error = (predicted - noise).pow(2).mean(dim=1)[0].cpu()
+            target = noise
+            if scheduler.config.prediction_type == "v_prediction":
+                target = scheduler.get_velocity(latents, noise, timestep.to(editor.device))
+            error = (predicted - target).pow(2).mean(dim=1)[0].cpu()
             whole.append(float(error.mean()))
             if cells.any():
                 inside.append(float(error[cells].mean()))

@@ -294,7 +294,9 @@ def test_a_cropped_edit_runs_on_the_box_and_changes_only_the_mask(editor, genera
     relevance = torch.zeros(1, 1, 48, 64)
     relevance[..., 16:24, 40:56] = 1.0
     config = dataclasses.replace(FAST, crop_margin=0.25)
+    original = image.clone()
     result = editor.edit(image, "make the cube red", relevance=relevance, config=config, generator=generator)
+    assert torch.equal(image, original)  # the edit is pasted into a copy, never into the caller's image
     assert vae_input_sizes and set(vae_input_sizes) == {(16, 24)}  # rows 12-28, columns 36-60: 16 x 24 px
     assert result.images.shape == image.shape and torch.equal(result.mask, relevance.bool())
     outside = ~result.mask.expand_as(image)
