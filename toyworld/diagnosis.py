@@ -26,6 +26,7 @@ from torch import Tensor
 
 from editaction import EditConfig, Editor, RelevanceConfig
 from editaction.masking import to_latent_mask
+from editaction.train.losses import prediction_target
 from toyworld.metrics import (
     after_edit,
     equal_brightness,
@@ -256,9 +257,7 @@ def denoising_error(editor: Editor, pairs: list[RecolourPair], draws: int = 8, s
             noisy = scheduler.add_noise(latents, noise, timestep.to(editor.device))
             model_input = torch.cat([noisy, condition], dim=1)
             predicted = editor.pipe.unet(model_input, timestep.to(editor.device), encoder_hidden_states=text).sample
-            target = noise
-            if scheduler.config.prediction_type == "v_prediction":
-                target = scheduler.get_velocity(latents, noise, timestep.to(editor.device))
+            target = prediction_target(scheduler, latents, noise, timestep.to(editor.device))
             error = (predicted - target).pow(2).mean(dim=1)[0].cpu()
             whole.append(float(error.mean()))
             if cells.any():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import torch.nn.functional as F
+from diffusers import SchedulerMixin
 from jaxtyping import Float
 from torch import Tensor
 
@@ -30,6 +31,23 @@ def changed_region_weights(
     changed = ((edited.float() - source.float()).abs().amax(dim=1, keepdim=True) > tolerance).float()
     changed = F.adaptive_max_pool2d(changed, latent_size)
     return 1 + (weight - 1) * changed
+
+
+PREDICTION_TYPES = ("epsilon", "v_prediction")
+"""The UNet targets ``prediction_target`` knows (diffusers' scheduler ``prediction_type`` values)."""
+
+
+def prediction_target(
+    scheduler: SchedulerMixin, latents: Float[Tensor, "b c h w"], noise: Float[Tensor, "b c h w"], timesteps: Tensor
+) -> Float[Tensor, "b c h w"]:
+    """What the UNet learns to predict for ``latents`` noised with ``noise``: the noise itself (IP2P's ``epsilon``)
+    or the velocity (``v_prediction``), as the scheduler's config says."""
+    prediction_type = scheduler.config.prediction_type
+    if prediction_type == "epsilon":
+        return noise
+    if prediction_type == "v_prediction":
+        return scheduler.get_velocity(latents, noise, timesteps)
+    raise ValueError(f"unsupported scheduler prediction_type {prediction_type!r} ({', '.join(PREDICTION_TYPES)})")
 
 
 def min_snr_weights(snr: Float[Tensor, " b"], gamma: float, prediction_type: str) -> Float[Tensor, " b"]:

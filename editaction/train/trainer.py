@@ -28,10 +28,12 @@ from editaction.editor import Editor, load_pipeline
 from editaction.train.config import TrainConfig
 from editaction.train.dataset import EditPairDataset
 from editaction.train.losses import (
+    PREDICTION_TYPES,
     action_loss,
     changed_region_weights,
     min_snr_weights,
     per_sample_error,
+    prediction_target,
     regularisation_loss,
     total_loss,
 )
@@ -127,6 +129,11 @@ class EditActionTrainer:
         device = self.accelerator.device
         self.weight_dtype = {"fp16": torch.float16, "bf16": torch.bfloat16}.get(config.mixed_precision, torch.float32)
         self.pipe = load_pipeline(config.model, device, torch.float32)
+        if self.prediction_type not in PREDICTION_TYPES:
+            raise TrainingSetupError(
+                f"{config.model}: unsupported scheduler prediction_type {self.prediction_type!r} "
+                f"({', '.join(PREDICTION_TYPES)})"
+            )
         self.dataset = EditPairDataset(config.data_dir, config.resolution)
         tokenizer = self.pipe.tokenizer
         self.negatives = (
@@ -275,13 +282,7 @@ class EditActionTrainer:
     def prediction_target(
         self, latents: Float[Tensor, "b c h w"], noise: Float[Tensor, "b c h w"], timesteps: Tensor
     ) -> Float[Tensor, "b c h w"]:
-        if self.prediction_type == "epsilon":
-            return noise
-        if self.prediction_type == "v_prediction":
-            return self.pipe.scheduler.get_velocity(latents, noise, timesteps)
-        raise TrainingSetupError(
-            f"unsupported scheduler prediction_type {self.prediction_type!r} (epsilon, v_prediction)"
-        )
+        return prediction_target(self.pipe.scheduler, latents, noise, timesteps)
 
     # ---- loop ---------------------------------------------------------------------------------
 
