@@ -6,7 +6,8 @@ Your Steps edits from the first step, with masks from an untrained field). Stage
 edits ``edit_count`` views every ``edit_rate`` steps (Instruct-NeRF2NeRF's iterative
 dataset update): render the view, binarize its rendered relevance, edit the render with
 the one shared ``editaction.Editor`` conditioned on the original photo, and write the
-result into the training images inside the mask only.
+result into the training images inside the mask only. With ``settle_tolerance`` a view
+whose edit no longer changes its masked pixels is not edited again.
 
 The editor is loaded only for training (``test_mode == "val"``): ``ns-viewer``,
 ``ns-render`` and ``ns-eval`` rebuild the pipeline in test mode and never load it, and it
@@ -16,6 +17,7 @@ is not a submodule, so nerfstudio checkpoints do not contain it.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -62,11 +64,16 @@ class RelevanceEditPipelineConfig(VanillaPipelineConfig):
     edit_rate: int = 10
     """Edit every this many steps after the warm-up (IN2N: 10)."""
     edit_count: int = 1
-    """Views edited each time (IN2N: 1)."""
+    """Views edited each time (IN2N: 1; all views: rounds, as Instruct-GS2GS's dataset update)."""
+    settle_tolerance: float = 0.0
+    """A view whose last edit changed its masked pixels by less than this (mean absolute change, 0-1 scale) has
+    settled and is not edited again until the instruction or edit settings change. 0: edit every view to the end
+    (IN2N)."""
     refresh_relevance: Literal["never", "on-edit"] = "never"
     """Keep each view's 2D relevance target from the warm-up, or recompute it against the render at each edit."""
-    relevance_batch_size: int = 4
-    """Views per editor call while computing the 2D relevance targets."""
+    views_per_call: int = 4
+    """Views per editor call, for the 2D relevance targets and for edits of several views at once (edit_count > 1):
+    one batch fills a GPU better than one view at a time."""
     seed: int = 0
     """Seeds the view order, edit strengths and diffusion noise."""
 
@@ -74,8 +81,12 @@ class RelevanceEditPipelineConfig(VanillaPipelineConfig):
         low, high = self.strength_range
         if not 0.0 < low <= high <= 1.0:
             raise ValueError(f"strength_range must satisfy 0 < low <= high <= 1, got {self.strength_range}")
-        if self.edit_rate < 1 or self.edit_count < 1 or self.relevance_warmup_steps < 0:
-            raise ValueError("edit_rate and edit_count must be at least 1 and relevance_warmup_steps at least 0")
+        if self.edit_rate < 1 or self.edit_count < 1 or self.views_per_call < 1 or self.relevance_warmup_steps < 0:
+            raise ValueError(
+                "edit_rate, edit_count and views_per_call must be at least 1 and relevance_warmup_steps at least 0"
+            )
+        if self.settle_tolerance < 0:
+            raise ValueError(f"settle_tolerance must be non-negative, got {self.settle_tolerance:g}")
         check_resolution(self.edit_resolution)
 
 
@@ -111,6 +122,8 @@ class RelevanceEditPipeline(VanillaPipeline):
         self.edits_done = 0
         self.edits_skipped = 0
         """Edit turns of this run skipped for an empty edit mask; ``edits_done`` counts them too."""
+        self.settled: set[int] = set()
+        """Views whose last edit changed less than ``settle_tolerance``: passed over until the edit changes."""
         self._edits_start: int | None = None
         self._targets_stale = True
         self._generator = torch.Generator().manual_seed(config.seed)
@@ -158,6 +171,7 @@ class RelevanceEditPipeline(VanillaPipeline):
             return
         self.config.text = text
         self._targets_stale = True
+        self.settled.clear()
         if self.store is not None:
             self.store.instruction = text
 
@@ -170,6 +184,8 @@ class RelevanceEditPipeline(VanillaPipeline):
         """
         self.config.edit = dataclasses.replace(self.config.edit, **changes)
         self.model.config.edit_mask_threshold = self.config.edit.threshold
+        if hasattr(self, "settled"):  # set_edit runs once before __init__ sets it
+            self.settled.clear()
 
     def pause_editing(self, paused: bool) -> None:
         self.editing_paused = paused
@@ -215,7 +231,7 @@ class RelevanceEditPipeline(VanillaPipeline):
         """2D relevance of every original training view, the relevance field's supervision."""
         assert self.editor is not None
         maps = []
-        batch = self.config.relevance_batch_size
+        batch = self.config.views_per_call
         for start in track(
             range(0, self.datamanager.num_views, batch), description="2D relevance of the training views"
         ):
@@ -248,38 +264,61 @@ class RelevanceEditPipeline(VanillaPipeline):
 
     @torch.no_grad()
     def edit_view(self, index: int) -> Bool[Tensor, "h w 1"]:
-        """Edit one training view under its rendered relevance mask; returns the mask.
+        """Edit one training view under its rendered relevance mask; returns the mask."""
+        return self.edit_views([index])[0]
 
-        An empty mask skips the editor (nothing may change) but still takes the view's turn:
-        ``edits_done`` counts edit turns, skipped ones included, so the view order moves on.
+    @torch.no_grad()
+    def edit_views(self, indices: Sequence[int]) -> list[Bool[Tensor, "h w 1"]]:
+        """Edit training views under their rendered relevance masks in one editor call; returns their masks.
+
+        The views share one noise strength. A view with an empty mask skips the editor (nothing may change)
+        but still takes its turn: ``edits_done`` counts edit turns, skipped ones included, so the order moves on.
         """
         assert self.editor is not None
-        outputs = self.render_view(index)
-        render = _to_chw(outputs["rgb"].clamp(0.0, 1.0))
-        mask = outputs[EDIT_MASK].bool()
-        if not mask.any():
-            self.edits_skipped += 1
-            CONSOLE.print(
-                f"[yellow]View {index}: empty edit mask, editor skipped ({self.edits_skipped} skipped in this run)"
+        renders, masks = {}, {}
+        for index in indices:
+            outputs = self.render_view(index)
+            masks[index] = outputs[EDIT_MASK].bool()
+            if masks[index].any():
+                renders[index] = _to_chw(outputs["rgb"].clamp(0.0, 1.0))
+            else:
+                self.edits_skipped += 1
+                CONSOLE.print(
+                    f"[yellow]View {index}: empty edit mask, editor skipped ({self.edits_skipped} skipped in this run)"
+                )
+        if renders:
+            edited = list(renders)
+            low, high = self.config.strength_range
+            strength = low + (high - low) * torch.rand((), generator=self._generator).item()
+            if self.config.edit.schedule == "truncate":
+                strength = max(strength, 1.0 / self.config.edit.steps)  # at least one of its steps
+            result = self.editor.edit(
+                torch.cat([renders[index] for index in edited]),
+                self.text,
+                condition=torch.cat([_to_chw(self.datamanager.original_image(index)) for index in edited]),
+                relevance=torch.cat([_to_chw(masks[index].float()) for index in edited]),  # 0/1: exact at view size
+                config=dataclasses.replace(self.config.edit, strength=strength),
+                generator=self._generator,
+                resolution=self.config.edit_resolution,
             )
+            for row, index in enumerate(edited):
+                self._update_view(index, result.images[row : row + 1], result.mask[row : row + 1], renders[index])
+                masks[index] = _to_hwc(result.mask[row : row + 1])
+        for index in indices:
             self._end_turn(index)
-            return mask
-        low, high = self.config.strength_range
-        strength = low + (high - low) * torch.rand((), generator=self._generator).item()
-        if self.config.edit.schedule == "truncate":
-            strength = max(strength, 1.0 / self.config.edit.steps)  # at least one of its steps
-        result = self.editor.edit(
-            render,
-            self.text,
-            condition=_to_chw(self.datamanager.original_image(index)),
-            relevance=_to_chw(mask.float()),  # 0/1: kept exactly at the view's size; shrunk, by coverage
-            config=dataclasses.replace(self.config.edit, strength=strength),
-            generator=self._generator,
-            resolution=self.config.edit_resolution,
-        )
-        current = _to_chw(self.datamanager.image(index)).to(result.images.device)
-        updated = _to_hwc(composite(result.images.float(), current, result.mask))
-        self.datamanager.set_image(index, updated)
+        return [masks[index] for index in indices]
+
+    def _update_view(
+        self, index: int, edited: Float[Tensor, "1 3 h w"], mask: Bool[Tensor, "1 1 h w"], render: Tensor
+    ) -> None:
+        """Write an edit into view ``index``'s training image inside ``mask``; note whether the view settled."""
+        current = _to_chw(self.datamanager.image(index)).to(edited.device)
+        updated = composite(edited.float(), current, mask)
+        inside = mask.expand_as(updated)
+        if (updated - current)[inside].abs().mean().item() < self.config.settle_tolerance:
+            self.settled.add(index)
+            CONSOLE.print(f"View {index} has settled ({len(self.settled)} of {self.datamanager.num_views})")
+        self.datamanager.set_image(index, _to_hwc(updated))
         if self.config.refresh_relevance == "on-edit":
             relevance = self.editor.relevance_map(
                 _to_chw(self.datamanager.original_image(index)),
@@ -290,8 +329,6 @@ class RelevanceEditPipeline(VanillaPipeline):
                 resolution=self.config.edit_resolution,
             )
             self.datamanager.set_relevance(index, _to_hwc(relevance))
-        self._end_turn(index)
-        return _to_hwc(result.mask)
 
     def _end_turn(self, index: int) -> None:
         """Count the edit turn and save the view as it now is (a resumed run continues the view order)."""
@@ -305,6 +342,23 @@ class RelevanceEditPipeline(VanillaPipeline):
         """The view the next edit takes: training views in a seeded order, cycled (resumed runs continue it)."""
         return self._view_order[self.edits_done % len(self._view_order)]
 
+    def due_views(self) -> list[int]:
+        """The views of this edit step: the next ``edit_count`` (each view once at most) in the seeded order.
+
+        Settled views met on the way are passed over; their turns count, so the order moves on as without them.
+        """
+        views: list[int] = []
+        count = min(self.config.edit_count, len(self._view_order) - len(self.settled))
+        passed = 0
+        while len(views) < count:
+            index = self._view_order[(self.edits_done + passed + len(views)) % len(self._view_order)]
+            if index in self.settled:
+                passed += 1
+            else:
+                views.append(index)
+        self.edits_done += passed
+        return views
+
     def _before_step(self, step: int) -> None:
         if self.editor is None:
             return
@@ -315,8 +369,9 @@ class RelevanceEditPipeline(VanillaPipeline):
             self._edits_start = step
         if self.editing_paused or step < self._edits_start or (step - self._edits_start) % self.config.edit_rate:
             return
-        for _ in range(self.config.edit_count):
-            self.edit_view(self.next_view())
+        due = self.due_views()
+        for start in range(0, len(due), self.config.views_per_call):
+            self.edit_views(due[start : start + self.config.views_per_call])
 
     def get_training_callbacks(
         self, training_callback_attributes: TrainingCallbackAttributes

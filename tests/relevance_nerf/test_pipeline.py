@@ -76,6 +76,72 @@ def test_edit_changes_the_training_image_only_inside_the_rendered_mask(pipeline,
         assert torch.equal(datamanager.original_image(index), original)
 
 
+def test_views_edited_together_take_one_editor_call_and_each_changes_only_inside_its_own_mask(
+    toy_scene, tiny_checkpoint, monkeypatch
+):
+    pipeline = _pipeline(toy_scene, tiny_checkpoint, edit_count=3, views_per_call=2)
+    pipeline._before_step(0)  # the relevance targets; edits start after the warm-up
+    masks = {index: _rectangle(slice(2 * index, 10 + 3 * index), slice(4, 20 + index)) for index in range(24)}
+    _render_masks(pipeline, monkeypatch, masks)
+    batches = []
+    edit = pipeline.editor.edit
+
+    def recording(images, *args, **kwargs):
+        batches.append(images.shape[0])
+        return edit(images, *args, **kwargs)
+
+    monkeypatch.setattr(pipeline.editor, "edit", recording)
+    datamanager = pipeline.datamanager
+    due = pipeline.due_views()
+    assert due == pipeline._view_order[:3] and pipeline.edits_done == 0
+    before = {index: datamanager.image(index).clone() for index in due}
+    pipeline._before_step(pipeline._edits_start)
+    assert batches == [2, 1] and pipeline.edits_done == 3  # edit_count views, views_per_call per editor call
+    for index in due:
+        changed = (datamanager.image(index) != before[index]).any(dim=-1)
+        assert changed[masks[index][..., 0]].any() and not changed[~masks[index][..., 0]].any()
+
+
+def test_a_view_whose_edit_stopped_changing_settles_and_later_turns_pass_it_over(
+    toy_scene, tiny_checkpoint, monkeypatch
+):
+    pipeline = _pipeline(toy_scene, tiny_checkpoint, settle_tolerance=0.02)
+    pipeline.compute_relevance_targets()
+    masks = {index: _rectangle(slice(4, 20), slice(8, 24)) for index in range(24)}
+    _render_masks(pipeline, monkeypatch, masks)
+    order, datamanager = pipeline._view_order, pipeline.datamanager
+    edit = pipeline.editor.edit
+    # the first view's edit leaves its training image as it is, the second's changes it by 0.1 inside the mask
+    results = {order[0]: datamanager.image(order[0]), order[1]: (datamanager.image(order[1]) + 0.1).clamp(0, 1)}
+
+    def edit_to(images, *args, **kwargs):
+        result = edit(images, *args, **kwargs)
+        result.images[0] = results[pipeline.next_view()].permute(2, 0, 1)
+        return result
+
+    monkeypatch.setattr(pipeline.editor, "edit", edit_to)
+    pipeline.edit_view(order[0])
+    pipeline.edit_view(order[1])
+    assert pipeline.settled == {order[0]}
+    pipeline.edits_done = 0  # the order comes round again: the settled first view's turn is passed over
+    assert pipeline.due_views() == [order[1]] and pipeline.edits_done == 1
+
+    pipeline.set_edit(text_guidance=2.0)  # new edit settings: every view is edited again
+    assert not pipeline.settled
+    pipeline.settled = set(order)
+    assert pipeline.due_views() == []  # all settled: no more edits
+    pipeline.set_text("make the blue ball red")
+    assert not pipeline.settled
+
+
+def test_settle_tolerance_and_views_per_call_are_checked():
+    config = relevance_edit_tiny.config.pipeline
+    with pytest.raises(ValueError, match="settle_tolerance must be non-negative"):
+        dataclasses.replace(config, settle_tolerance=-0.1)
+    with pytest.raises(ValueError, match="views_per_call must be at least 1"):
+        dataclasses.replace(config, views_per_call=0)
+
+
 def test_threshold_zero_edits_the_whole_view_as_instruct_nerf2nerf(toy_scene, tiny_checkpoint):
     pipeline = _pipeline(toy_scene, tiny_checkpoint)
     pipeline.set_edit(threshold=0.0)
