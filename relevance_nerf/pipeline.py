@@ -66,9 +66,10 @@ class RelevanceEditPipelineConfig(VanillaPipelineConfig):
     edit_count: int = 1
     """Views edited each time (IN2N: 1; all views: rounds, as Instruct-GS2GS's dataset update)."""
     settle_tolerance: float = 0.0
-    """A view whose last edit changed its masked pixels by less than this (mean absolute change, 0-1 scale) has
-    settled and is not edited again until the instruction or edit settings change. 0: edit every view to the end
-    (IN2N)."""
+    """A view whose edit from at least half the noise schedule (strength >= 0.5) changed its masked pixels by less
+    than this (mean absolute change, 0-1 scale) has settled: it is not edited again until the instruction or edit
+    settings change. Weaker edits change little by design and cannot tell a finished view from an untouched one.
+    0: edit every view to the end (IN2N)."""
     refresh_relevance: Literal["never", "on-edit"] = "never"
     """Keep each view's 2D relevance target from the warm-up, or recompute it against the render at each edit."""
     views_per_call: int = 4
@@ -88,6 +89,10 @@ class RelevanceEditPipelineConfig(VanillaPipelineConfig):
         if self.settle_tolerance < 0:
             raise ValueError(f"settle_tolerance must be non-negative, got {self.settle_tolerance:g}")
         check_resolution(self.edit_resolution)
+
+
+SETTLE_MIN_STRENGTH = 0.5
+"""Only edits from at least this fraction of the noise schedule may settle a view (see ``settle_tolerance``)."""
 
 
 def _to_chw(image: Float[Tensor, "h w c"]) -> Float[Tensor, "1 c h w"]:
@@ -302,7 +307,15 @@ class RelevanceEditPipeline(VanillaPipeline):
                 resolution=self.config.edit_resolution,
             )
             for row, index in enumerate(edited):
-                self._update_view(index, result.images[row : row + 1], result.mask[row : row + 1], renders[index])
+                change = self._update_view(
+                    index, result.images[row : row + 1], result.mask[row : row + 1], renders[index]
+                )
+                if strength >= SETTLE_MIN_STRENGTH and change < self.config.settle_tolerance:
+                    self.settled.add(index)
+                    CONSOLE.print(
+                        f"View {index} has settled: its edit changed it by {change:.3f} "
+                        f"({len(self.settled)} of {self.datamanager.num_views} settled)"
+                    )
                 masks[index] = _to_hwc(result.mask[row : row + 1])
         for index in indices:
             self._end_turn(index)
@@ -310,14 +323,11 @@ class RelevanceEditPipeline(VanillaPipeline):
 
     def _update_view(
         self, index: int, edited: Float[Tensor, "1 3 h w"], mask: Bool[Tensor, "1 1 h w"], render: Tensor
-    ) -> None:
-        """Write an edit into view ``index``'s training image inside ``mask``; note whether the view settled."""
+    ) -> float:
+        """Write an edit into view ``index``'s training image inside ``mask``; returns the mean change there."""
         current = _to_chw(self.datamanager.image(index)).to(edited.device)
         updated = composite(edited.float(), current, mask)
-        inside = mask.expand_as(updated)
-        if (updated - current)[inside].abs().mean().item() < self.config.settle_tolerance:
-            self.settled.add(index)
-            CONSOLE.print(f"View {index} has settled ({len(self.settled)} of {self.datamanager.num_views})")
+        change = (updated - current)[mask.expand_as(updated)].abs().mean().item()
         self.datamanager.set_image(index, _to_hwc(updated))
         if self.config.refresh_relevance == "on-edit":
             relevance = self.editor.relevance_map(
@@ -329,6 +339,7 @@ class RelevanceEditPipeline(VanillaPipeline):
                 resolution=self.config.edit_resolution,
             )
             self.datamanager.set_relevance(index, _to_hwc(relevance))
+        return change
 
     def _end_turn(self, index: int) -> None:
         """Count the edit turn and save the view as it now is (a resumed run continues the view order)."""

@@ -102,7 +102,7 @@ def test_views_edited_together_take_one_editor_call_and_each_changes_only_inside
         assert changed[masks[index][..., 0]].any() and not changed[~masks[index][..., 0]].any()
 
 
-def test_a_view_whose_edit_stopped_changing_settles_and_later_turns_pass_it_over(
+def test_a_view_whose_strong_edit_stopped_changing_settles_and_later_turns_pass_it_over(
     toy_scene, tiny_checkpoint, monkeypatch
 ):
     pipeline = _pipeline(toy_scene, tiny_checkpoint, settle_tolerance=0.02)
@@ -111,8 +111,9 @@ def test_a_view_whose_edit_stopped_changing_settles_and_later_turns_pass_it_over
     _render_masks(pipeline, monkeypatch, masks)
     order, datamanager = pipeline._view_order, pipeline.datamanager
     edit = pipeline.editor.edit
-    # the first view's edit leaves its training image as it is, the second's changes it by 0.1 inside the mask
-    results = {order[0]: datamanager.image(order[0]), order[1]: (datamanager.image(order[1]) + 0.1).clamp(0, 1)}
+    # views 0 and 2 in the order: edits that leave the training image as it is; view 1: one that changes it by 0.1
+    results = {index: datamanager.image(index) for index in order[:3]}
+    results[order[1]] = (results[order[1]] + 0.1).clamp(0, 1)
 
     def edit_to(images, *args, **kwargs):
         result = edit(images, *args, **kwargs)
@@ -120,8 +121,11 @@ def test_a_view_whose_edit_stopped_changing_settles_and_later_turns_pass_it_over
         return result
 
     monkeypatch.setattr(pipeline.editor, "edit", edit_to)
+    pipeline.config.strength_range = (0.6, 0.6)
     pipeline.edit_view(order[0])
     pipeline.edit_view(order[1])
+    pipeline.config.strength_range = (0.3, 0.3)  # a weak edit changes little by design: it settles nothing
+    pipeline.edit_view(order[2])
     assert pipeline.settled == {order[0]}
     pipeline.edits_done = 0  # the order comes round again: the settled first view's turn is passed over
     assert pipeline.due_views() == [order[1]] and pipeline.edits_done == 1
