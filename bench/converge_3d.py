@@ -36,16 +36,19 @@ from toyworld.evaluation import SceneTruth, load_scene_truth, measure, render_he
 
 NS_TRAIN = str(Path(sys.executable).parent / "ns-train")
 DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
-BASELINE = "baseline, threshold 0 (IN2N: 1 view / 10 steps)"
+BASELINE = "baseline: Instruct-NeRF2NeRF (threshold 0, 1 view / 10 steps, strength 0.02-0.98, guidance 7.5 / 1.5)"
+IN2N_EDIT = ["--pipeline.strength-range", "0.02", "0.98"]
+IN2N_EDIT += ["--pipeline.edit.text-guidance", "7.5", "--pipeline.edit.image-guidance", "1.5"]
+WHOLE_VIEW = ["--pipeline.edit.threshold", "0", "--pipeline.relevance-warmup-steps", "0"]
 ROUNDS_50 = ["--pipeline.edit-rate", "50", "--pipeline.edit-count", "24"]
 SETTLE = ["--pipeline.settle-tolerance", "0.02"]
 CROP = ["--pipeline.edit.crop-margin", "0.25"]
 SCHEDULES = {
-    BASELINE: ["--pipeline.edit.threshold", "0", "--pipeline.relevance-warmup-steps", "0"]
-    + ["--pipeline.edit-rate", "10"],
+    BASELINE: WHOLE_VIEW + IN2N_EDIT + ["--pipeline.edit-rate", "10"],
+    "threshold 0 at the preset's edit settings (1 view / 10 steps)": WHOLE_VIEW + ["--pipeline.edit-rate", "10"],
     "relevance-edit-tiny (1 view / 5 steps)": [],
     "relevance, IN2N (1 view / 10 steps)": ["--pipeline.edit-rate", "10"],
-    "relevance, rounds (24 views / 100 steps)": ["--pipeline.edit-rate", "100", "--pipeline.edit-count", "24"],
+    "relevance, rounds / 50 steps": ROUNDS_50,
     "relevance, rounds / 50 steps, settle 0.02": ROUNDS_50 + SETTLE,
     "relevance, rounds / 50 steps, settle 0.02, crop": ROUNDS_50 + SETTLE + CROP,
     "relevance, rounds / 50 steps, settle 0.02, crop, warm-up 20": ROUNDS_50
@@ -53,10 +56,10 @@ SCHEDULES = {
     + CROP
     + ["--pipeline.relevance-warmup-steps", "20"],
 }
-"""Name -> ``ns-train relevance-edit-tiny`` options. Rounds: every view in turn, as Instruct-GS2GS's dataset
-updates (all views every 2.5k of 30k steps), here every 100 or 50 steps, 4 views per editor call. Settle: views
-whose strong edit changed them by less than 0.02 are not edited again. Crop: the editor sees the mask's box with a
-margin of 0.25 of its side, not the whole view."""
+"""Name -> ``ns-train relevance-edit-tiny`` options; the preset edits with the toy editor's guidance (1.25 / 1) from
+almost pure noise (strength 0.98). Rounds: every view in turn, as Instruct-GS2GS's dataset updates (all views every
+2.5k of 30k steps), here every 50 steps, 4 views per editor call. Settle: views whose strong edit changed them by
+less than 0.02 are not edited again. Crop: the editor sees the mask's box with a margin of 0.25 of its side."""
 MIN_SUCCESS = 0.9
 
 
