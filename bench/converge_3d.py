@@ -31,20 +31,19 @@ from rich.progress import track
 
 from editaction.atomic import write_text_atomic
 from relevance_nerf.checkpoints import latest_step
+from relevance_nerf.method_configs import INSTRUCT_NERF2NERF_OPTIONS
 from toyworld import SceneSpec, write_scene
 from toyworld.evaluation import SceneTruth, load_scene_truth, measure, render_held_out
 
 NS_TRAIN = str(Path(sys.executable).parent / "ns-train")
 DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
 BASELINE = "baseline: Instruct-NeRF2NeRF (threshold 0, 1 view / 10 steps, strength 0.02-0.98, guidance 7.5 / 1.5)"
-IN2N_EDIT = ["--pipeline.strength-range", "0.02", "0.98"]
-IN2N_EDIT += ["--pipeline.edit.text-guidance", "7.5", "--pipeline.edit.image-guidance", "1.5"]
 WHOLE_VIEW = ["--pipeline.edit.threshold", "0", "--pipeline.relevance-warmup-steps", "0"]
 ROUNDS_50 = ["--pipeline.edit-rate", "50", "--pipeline.edit-count", "24"]
 SETTLE = ["--pipeline.settle-tolerance", "0.02"]
 CROP = ["--pipeline.edit.crop-margin", "0.25"]
 SCHEDULES = {
-    BASELINE: WHOLE_VIEW + IN2N_EDIT + ["--pipeline.edit-rate", "10"],
+    BASELINE: INSTRUCT_NERF2NERF_OPTIONS + WHOLE_VIEW + ["--pipeline.edit-rate", "10"],
     "threshold 0 at the preset's edit settings (1 view / 10 steps)": WHOLE_VIEW + ["--pipeline.edit-rate", "10"],
     "relevance-edit-tiny (1 view / 5 steps)": [],
     "relevance, IN2N (1 view / 10 steps)": ["--pipeline.edit-rate", "10"],

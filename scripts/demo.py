@@ -6,10 +6,11 @@ python scripts/demo.py --scene my-toy-scene --editor path/to/ip2p-checkpoint --p
 
 Stages, each a command a user can also run alone: render the scene
 (scripts/make_toy_scene.py), train nerfacto, run ``ns-train relevance-edit`` from it, run
-the same edit with the relevance mask disabled (threshold 0: Instruct-NeRF2NeRF's
-behaviour), then scripts/evaluate_scene.py renders the held-out views of all three and
-writes the report (image strips, orbit GIF, metrics.md / metrics.json). ``--preset auto``
-picks the full presets on CUDA and the CPU-sized ones otherwise.
+Instruct-NeRF2NeRF as published from it (the same preset with the relevance mask disabled,
+threshold 0, and IN2N's strength range and guidance: ``INSTRUCT_NERF2NERF_OPTIONS``), then
+scripts/evaluate_scene.py renders the held-out views of all three and writes the report
+(image strips, orbit GIF, metrics.md / metrics.json). ``--preset auto`` picks the full presets
+on CUDA and the CPU-sized ones otherwise.
 
 Interrupted? Run the same command again: finished stages are skipped and a stage cut
 short continues from its last checkpoint. A folder holds one demo: other settings need
@@ -36,6 +37,7 @@ from editaction.atomic import write_text_atomic
 from editaction.clip_similarity import DEFAULT_CLIP
 from editaction.config import EditSchedule
 from relevance_nerf.checkpoints import latest_step
+from relevance_nerf.method_configs import INSTRUCT_NERF2NERF_OPTIONS
 from toyworld import TOY_EDITOR, SceneSpec, write_scene
 
 SCRIPTS = Path(__file__).resolve().parent
@@ -171,7 +173,7 @@ def run_demo(args: DemoArgs) -> Path:
         edit_args += ["--pipeline.edit.schedule", args.edit_schedule]
     runs = {}
     for number, (label, extra) in enumerate(
-        [("relevance-edit", []), ("baseline", ["--pipeline.edit.threshold", "0"])], start=3
+        [("relevance-edit", []), ("baseline", INSTRUCT_NERF2NERF_OPTIONS)], start=3
     ):
         runs[label] = out / label / preset.edit / RUN_NAME
         CONSOLE.rule(f"{number}/5 {label}: {preset.edit}, {edit_iterations} iterations")

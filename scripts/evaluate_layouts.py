@@ -5,7 +5,7 @@ python scripts/evaluate_layouts.py --split test --out outputs/layouts
 
 Each layout of ``toyworld.scene_layouts.SCENE_LAYOUT_SEEDS[split]`` (3-4 objects placed at random, one
 recoloured to a random other colour) is rendered and run through ``scripts/demo.py`` (nerfacto,
-relevance-edit, the threshold-0 baseline, the held-out evaluation) into ``OUT/<split>-<seed>``; the table
+relevance-edit, the Instruct-NeRF2NeRF baseline, the held-out evaluation) into ``OUT/<split>-<seed>``; the table
 gathers each report's figures. Choose settings on ``validation``, report ``test``. Interrupted? Run it again:
 finished demos are skipped.
 """

@@ -6,7 +6,8 @@ python scripts/evaluate_scene.py --scene outputs/demo/scene \
     --before-run outputs/demo/nerfacto/nerfacto-tiny/run --out outputs/demo/report
 
 The baseline is the same method, iterations, seed and editor with the relevance mask
-disabled (``--pipeline.edit.threshold 0``: Instruct-NeRF2NeRF's behaviour); ``--before-run``
+disabled (``--pipeline.edit.threshold 0``; the demo also gives it Instruct-NeRF2NeRF's strength
+range and guidance, ``relevance_nerf.method_configs.INSTRUCT_NERF2NERF_OPTIONS``); ``--before-run``
 (the nerfacto run both started from) adds the unedited reconstruction as a reference row.
 Metrics (against the unedited photos and the named object's ground-truth mask): PSNR and
 SSIM outside the mask, edit success and the object's colour in each view (at equal brightness:

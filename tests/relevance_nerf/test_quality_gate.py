@@ -1,7 +1,7 @@
 """The 3D quality gate: relevance-edit with the shipped toy editor really edits, and only where it should.
 
 A short ``scripts/demo.py`` on the embedded toy scene (nerfacto-tiny, then relevance-edit-tiny and the
-threshold-0 baseline from it; about 4.5 min on 2 CPU cores), judged on the 12 held-out views by the strict
+Instruct-NeRF2NeRF baseline from it; about 4.5 min on 2 CPU cores), judged on the 12 held-out views by the strict
 recolour test and by PSNR outside the object against the pre-edit render. Seeds and torch threads are fixed;
 the spread of five runs is in README.md ("Set up and run").
 """
