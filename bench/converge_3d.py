@@ -1,7 +1,8 @@
 """Wall-clock to a converged 3D edit: edit schedules side by side from one nerfacto checkpoint.
 
-    python bench/converge_3d.py --out outputs/converge      # toy scene, CPU: about 25 min
-    python bench/converge_3d.py --nerfacto-iterations 1000 --edit-iterations 300 --eval-every 30   # 14 min
+    python bench/converge_3d.py --out outputs/converge      # toy scene, every schedule: about an hour on CPU
+    python bench/converge_3d.py --nerfacto-iterations 1000 --edit-iterations 300 --eval-every 30   # 45 min
+    python bench/converge_3d.py ... --only "relevance-edit-tiny"    # the baseline and the matching schedules
 
 Every schedule continues the same nerfacto-tiny run with relevance-edit-tiny and saves a checkpoint every
 ``--eval-every`` steps; each checkpoint is rendered from the held-out views and judged by the strict recolour
@@ -18,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -47,6 +49,9 @@ SCHEDULES = {
     "threshold 0 at the preset's edit settings (1 view / 10 steps)": WHOLE_VIEW + ["--pipeline.edit-rate", "10"],
     "relevance-edit-tiny (1 view / 5 steps)": [],
     "relevance, IN2N (1 view / 10 steps)": ["--pipeline.edit-rate", "10"],
+    "relevance, IN2N (1 view / 10 steps), crop": ["--pipeline.edit-rate", "10"] + CROP,
+    "relevance, IN2N (1 view / 10 steps), crop, settle 0.02": ["--pipeline.edit-rate", "10"] + CROP + SETTLE,
+    "relevance-edit-tiny (1 view / 5 steps), crop": CROP,
     "relevance, rounds / 50 steps": ROUNDS_50,
     "relevance, rounds / 50 steps, settle 0.02": ROUNDS_50 + SETTLE,
     "relevance, rounds / 50 steps, settle 0.02, crop": ROUNDS_50 + SETTLE + CROP,
@@ -77,6 +82,8 @@ class ConvergeArgs:
     hue_tolerance: float = 1.5
     """Degrees from the run's final hue spread."""
     seed: int = 0
+    only: tuple[str, ...] = ()
+    """Run only the schedules whose names contain one of these (the baseline always runs); default: all."""
 
 
 def _train(method: str, run: Path, extra: list[str], scene: Path) -> float:
@@ -149,7 +156,7 @@ def _plot(curves: dict[str, list[dict]], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    figure, axes = plt.subplots(1, 3, figsize=(15, 4))
+    figure, axes = plt.subplots(1, 3, figsize=(15, 5.5))
     for name, points in curves.items():
         seconds = [p["seconds"] for p in points]
         for axis, key in zip(axes, ("success", "psnr_vs_before", "hue_spread"), strict=True):
@@ -157,8 +164,8 @@ def _plot(curves: dict[str, list[dict]], path: Path) -> None:
     for axis, label in zip(axes, ("strict success", "PSNR outside vs before (dB)", "hue spread (deg)"), strict=True):
         axis.set_xlabel("wall-clock (s)")
         axis.set_ylabel(label)
-    axes[0].legend(fontsize=7)
-    figure.tight_layout()
+    figure.tight_layout(rect=(0, 0.25, 1, 1))
+    figure.legend(*axes[0].get_legend_handles_labels(), loc="lower center", ncol=2, fontsize=8)
     figure.savefig(path, dpi=100)
 
 
@@ -182,9 +189,11 @@ def main() -> None:
         "--save-only-latest-checkpoint", "False",
     ]  # fmt: skip
     curves, reached, reached_after_imports = {}, {}, {}
-    for index, (name, extra) in enumerate(SCHEDULES.items()):
+    for name, extra in SCHEDULES.items():
+        if args.only and name != BASELINE and not any(part in name for part in args.only):
+            continue
         print(f"{name}: {args.edit_iterations} iterations from step {start_step}", flush=True)
-        run = args.out / f"schedule-{index}"
+        run = args.out / re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")  # one folder per schedule name
         started = _train("relevance-edit-tiny", run, common + extra, scene)
         curves[name] = _curve(run, scene, started, before, truth)
         point = converged_at(curves[name], args.psnr_tolerance, args.hue_tolerance)

@@ -6,6 +6,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import torch
 from nerfstudio.cameras.camera_optimizers import CameraOptimizerConfig
 from nerfstudio.configs.base_config import MachineConfig, ViewerConfig
@@ -68,6 +70,12 @@ blue" 92% (IN2N's range: 0%); at IN2N's range no one guidance served every targe
 2001 0%). Test case, the demo's "make the red cube blue" after 150 steps: 100% (IN2N's range at 1.25 / 1: 0%, at
 7.5 / 1.5: 100%)."""
 
+TOY_EDIT_3D = dataclasses.replace(TOY_EDIT, crop_margin=0.25)
+"""The toy editor's 2D settings, editing only the box around each view's mask (a margin of 0.25 of its side):
+cheaper edits at the same quality. bench/converge_3d.py on the demo's scene: converged 58 s against 74 s without
+crop, at the same step, PSNR outside vs before 35.6 / 35.1 dB; validation layouts (300 steps): 2001 100% / 34.9 dB
+(without crop 100% / 34.9), 2002 100% / 35.6 dB (100% / 35.4), 2003 100% / 33.0 dB (92% / 32.7), 2026-11-27."""
+
 relevance_edit_tiny = MethodSpecification(
     config=RelevanceEditTrainerConfig(
         method_name="relevance-edit-tiny",
@@ -77,7 +85,7 @@ relevance_edit_tiny = MethodSpecification(
             datamanager=datamanager_config(RelevanceEditDataManagerConfig, TINY_RAYS),
             model=RelevanceNerfactoModelConfig(**TINY_MODEL),
             editor=TOY_EDITOR,
-            edit=TOY_EDIT,
+            edit=TOY_EDIT_3D,
             strength_range=TOY_STRENGTH_RANGE,
             # The toy editor's 2D settings (pixel space, IQR 10, 4 draws), chosen on the validation layouts of
             # toyworld.scene_layouts against WYS's 3D ones (latent space, IQR 2, 1 draw): PSNR outside vs before
