@@ -113,16 +113,17 @@ def _curve(run: Path, scene: Path, started: float, before: dict, truth: SceneTru
     config = next(run.glob("*/run/config.yml"))
     points = []
     checkpoints = sorted((config.parent / "nerfstudio_models").glob("step-*.ckpt"))
+    imported = config.stat().st_mtime  # ns-train writes config.yml once its imports are done
     for checkpoint in track(checkpoints, description="  held-out views of each checkpoint"):
-        step = int(checkpoint.stem.split("-")[1])
+        step, saved = int(checkpoint.stem.split("-")[1]), checkpoint.stat().st_mtime
         with contextlib.redirect_stdout(io.StringIO()):  # nerfstudio's set-up notes, once per checkpoint
             renders = render_held_out(config, scene, step)
         metrics = measure(truth, renders, before)
         points.append(
             {
                 "step": step,
-                "seconds": checkpoint.stat().st_mtime - started,
-                "seconds_after_imports": checkpoint.stat().st_mtime - config.stat().st_mtime,
+                "seconds": saved - started,
+                "seconds_after_imports": saved - imported,
                 "success": metrics.edit_success,
                 "psnr_vs_before": metrics.psnr_outside_vs_before,
                 "hue_spread": metrics.hue_spread,

@@ -120,6 +120,8 @@ class RelevanceEditPipeline(VanillaPipeline):
         if test_mode == "val" and not config.text.strip():  # training: the only mode that edits
             raise RelevanceEditError('the instruction is empty: pass --text "make the red cube blue"')
         super().__init__(config, device, test_mode, world_size, local_rank, grad_scaler)
+        self.settled: set[int] = set()
+        """Views whose last strong edit changed less than ``settle_tolerance``: passed over until the edit changes."""
         self.set_edit()  # hands the model the mask threshold
         self.editor: Editor | None = None
         self.store: EditStore | None = None
@@ -127,8 +129,6 @@ class RelevanceEditPipeline(VanillaPipeline):
         self.edits_done = 0
         self.edits_skipped = 0
         """Edit turns of this run skipped for an empty edit mask; ``edits_done`` counts them too."""
-        self.settled: set[int] = set()
-        """Views whose last edit changed less than ``settle_tolerance``: passed over until the edit changes."""
         self._edits_start: int | None = None
         self._targets_stale = True
         self._generator = torch.Generator().manual_seed(config.seed)
@@ -189,8 +189,7 @@ class RelevanceEditPipeline(VanillaPipeline):
         """
         self.config.edit = dataclasses.replace(self.config.edit, **changes)
         self.model.config.edit_mask_threshold = self.config.edit.threshold
-        if hasattr(self, "settled"):  # set_edit runs once before __init__ sets it
-            self.settled.clear()
+        self.settled.clear()
 
     def pause_editing(self, paused: bool) -> None:
         self.editing_paused = paused
