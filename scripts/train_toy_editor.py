@@ -137,7 +137,14 @@ def main() -> None:
             if not (data[spec.name] / "metadata.jsonl").exists():
                 seed = args.seed + spec.seed_offset
                 write_pairs(
-                    data[spec.name], count, (spec.kind,), "train", args.size, seed, spec.layouts, spec.partial_references
+                    data[spec.name],
+                    count,
+                    (spec.kind,),
+                    "train",
+                    args.size,
+                    seed,
+                    spec.layouts,
+                    spec.partial_references,
                 )
         write_metadata(  # one data set of every recolour pair, pointing at the images where they are
             out / "data" / "recolour-all",

@@ -101,7 +101,9 @@ class TrainingSet:
 TRAINING_SETS = (
     TrainingSet("recolour", "recolour", TRAINING_LAYOUTS, 0, partial_references=PARTIAL_REFERENCES),
     TrainingSet("actions", "move", TRAINING_LAYOUTS, 1),
-    TrainingSet("recolour-wide", "recolour", WIDE_LAYOUTS, 2, teaches_text=False, partial_references=PARTIAL_REFERENCES),
+    TrainingSet(
+        "recolour-wide", "recolour", WIDE_LAYOUTS, 2, teaches_text=False, partial_references=PARTIAL_REFERENCES
+    ),
 )
 TRAIN_SEEDS = tuple(s.seed_offset for s in TRAINING_SETS)
 """The seeds of ``TRAINING_SETS`` at ``scripts/train_toy_editor.py``'s default ``--seed 0``."""
