@@ -44,6 +44,7 @@ WHOLE_VIEW = ["--pipeline.edit.threshold", "0", "--pipeline.relevance-warmup-ste
 ROUNDS_50 = ["--pipeline.edit-rate", "50", "--pipeline.edit-count", "24"]
 SETTLE = ["--pipeline.settle-tolerance", "0.02"]
 CROP = ["--pipeline.edit.crop-margin", "0.25"]
+WARM_UP_EDITS = ["--pipeline.edit-during-warmup", "True"]
 SCHEDULES = {
     BASELINE: INSTRUCT_NERF2NERF_OPTIONS + WHOLE_VIEW + ["--pipeline.edit-rate", "10"],
     "threshold 0 at the preset's edit settings (1 view / 10 steps)": WHOLE_VIEW + ["--pipeline.edit-rate", "10"],
@@ -52,6 +53,10 @@ SCHEDULES = {
     "relevance, IN2N (1 view / 10 steps), crop": ["--pipeline.edit-rate", "10"] + CROP,
     "relevance, IN2N (1 view / 10 steps), crop, settle 0.02": ["--pipeline.edit-rate", "10"] + CROP + SETTLE,
     "relevance-edit-tiny (1 view / 5 steps), crop": CROP,
+    "relevance-edit-tiny (1 view / 5 steps), crop, edits during warm-up": CROP + WARM_UP_EDITS,
+    "relevance-edit-tiny (1 view / 5 steps), crop, edits during warm-up, 10 DDIM steps": CROP
+    + WARM_UP_EDITS
+    + ["--pipeline.edit.steps", "10"],
     "relevance, rounds / 50 steps": ROUNDS_50,
     "relevance, rounds / 50 steps, settle 0.02": ROUNDS_50 + SETTLE,
     "relevance, rounds / 50 steps, settle 0.02, crop": ROUNDS_50 + SETTLE + CROP,
@@ -63,7 +68,8 @@ SCHEDULES = {
 """Name -> ``ns-train relevance-edit-tiny`` options; the preset edits with the toy editor's guidance (1.25 / 1) from
 almost pure noise (strength 0.98). Rounds: every view in turn, as Instruct-GS2GS's dataset updates (all views every
 2.5k of 30k steps), here every 50 steps, 4 views per editor call. Settle: views whose strong edit changed them by
-less than 0.02 are not edited again. Crop: the editor sees the mask's box with a margin of 0.25 of its side."""
+less than 0.02 are not edited again. Crop: the editor sees the mask's box with a margin of 0.25 of its side. Edits
+during warm-up: from the first step, under each view's own 2D relevance map until the field has warmed up."""
 MIN_SUCCESS = 0.9
 
 

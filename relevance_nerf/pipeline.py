@@ -1,8 +1,9 @@
 """The relevance-edit pipeline: relevance warm-up, then relevance-masked iterative dataset update.
 
 Stage 1 computes the 2D relevance map of every training view with the editor and lets
-the relevance field learn them for ``relevance_warmup_steps`` before any edit (Watch
-Your Steps edits from the first step, with masks from an untrained field). Stage 2
+the relevance field learn them for ``relevance_warmup_steps`` before its masks are used
+(Watch Your Steps edits from the first step, with masks from an untrained field; here
+``edit_during_warmup`` edits under each view's own 2D map meanwhile). Stage 2
 edits ``edit_count`` views every ``edit_rate`` steps (Instruct-NeRF2NeRF's iterative
 dataset update): render the view, binarize its rendered relevance, edit the render with
 the one shared ``editaction.Editor`` conditioned on the original photo, and write the
@@ -39,6 +40,7 @@ from relevance_nerf.datamanager import RelevanceEditDataManager, RelevanceEditDa
 from relevance_nerf.edit_store import EditStore
 from relevance_nerf.errors import RelevanceEditError
 from relevance_nerf.model import EDIT_MASK, RelevanceNerfactoModel, RelevanceNerfactoModelConfig
+from relevance_nerf.relevance_field import edit_mask
 
 
 @dataclass
@@ -60,7 +62,10 @@ class RelevanceEditPipelineConfig(VanillaPipelineConfig):
     strength_range: tuple[float, float] = (0.02, 0.98)
     """Each edit starts from the render noised to a random fraction of the schedule in this range (IN2N)."""
     relevance_warmup_steps: int = 500
-    """Steps the relevance field trains on the 2D maps before the first edit."""
+    """Steps the relevance field trains on the 2D maps before its rendered masks are used."""
+    edit_during_warmup: bool = False
+    """Edit from the first step, under each view's own 2D relevance map (binarised as a rendered one) until the
+    field has warmed up, instead of leaving the warm-up's steps without edits."""
     edit_rate: int = 10
     """Edit every this many steps after the warm-up (IN2N: 10)."""
     edit_count: int = 1
@@ -130,6 +135,9 @@ class RelevanceEditPipeline(VanillaPipeline):
         self.edits_skipped = 0
         """Edit turns of this run skipped for an empty edit mask; ``edits_done`` counts them too."""
         self._edits_start: int | None = None
+        self._field_ready: int | None = None
+        """The step from which edits use the field's rendered masks (after the warm-up)."""
+        self._warming_up = False
         self._targets_stale = True
         self._generator = torch.Generator().manual_seed(config.seed)
         self._view_order = torch.randperm(len(self.datamanager.train_dataset), generator=self._generator).tolist()
@@ -282,7 +290,7 @@ class RelevanceEditPipeline(VanillaPipeline):
         renders, masks = {}, {}
         for index in indices:
             outputs = self.render_view(index)
-            masks[index] = outputs[EDIT_MASK].bool()
+            masks[index] = self._edit_mask(index, outputs)
             if masks[index].any():
                 renders[index] = _to_chw(outputs["rgb"].clamp(0.0, 1.0))
             else:
@@ -319,6 +327,12 @@ class RelevanceEditPipeline(VanillaPipeline):
         for index in indices:
             self._end_turn(index)
         return [masks[index] for index in indices]
+
+    def _edit_mask(self, index: int, outputs: dict[str, Tensor]) -> Bool[Tensor, "h w 1"]:
+        """The view's rendered edit mask; while the field warms up, its 2D relevance target's."""
+        if self._warming_up:
+            return edit_mask(self.datamanager.relevance(index), self.config.edit.threshold)
+        return outputs[EDIT_MASK].bool()
 
     def _update_view(
         self, index: int, edited: Float[Tensor, "1 3 h w"], mask: Bool[Tensor, "1 1 h w"], render: Tensor
@@ -374,9 +388,11 @@ class RelevanceEditPipeline(VanillaPipeline):
             return
         if self._targets_stale:
             self.compute_relevance_targets()
-            self._edits_start = step + self.config.relevance_warmup_steps
+            self._field_ready = step + self.config.relevance_warmup_steps
+            self._edits_start = step if self.config.edit_during_warmup else self._field_ready
         elif self._edits_start is None:  # targets restored from an earlier run: its warm-up is done
-            self._edits_start = step
+            self._edits_start = self._field_ready = step
+        self._warming_up = step < self._field_ready
         if self.editing_paused or step < self._edits_start or (step - self._edits_start) % self.config.edit_rate:
             return
         due = self.due_views()

@@ -379,3 +379,27 @@ def test_a_data_set_without_rgb_images_is_refused(tmp_path, tiny_checkpoint):
         cv2.imwrite(str(path), cv2.cvtColor(image, cv2.COLOR_BGR2BGRA))
     with pytest.raises(RelevanceEditError, match="needs RGB training images"):
         _pipeline(scene, tiny_checkpoint)
+
+
+@pytest.mark.parametrize("during_warmup", [False, True], ids=["wait", "edit-during-warm-up"])
+def test_warm_up_edits_use_each_views_own_2d_map_and_later_edits_the_rendered_mask(
+    toy_scene, tiny_checkpoint, monkeypatch, during_warmup
+):
+    pipeline = _pipeline(toy_scene, tiny_checkpoint, edit_during_warmup=during_warmup, relevance_warmup_steps=10)
+    rendered = {index: _rectangle(slice(4, 20), slice(8, 24)) for index in range(24)}
+    _render_masks(pipeline, monkeypatch, rendered)
+    order, datamanager = pipeline._view_order, pipeline.datamanager
+    before = datamanager.image(order[0]).clone()
+    pipeline._before_step(0)  # the relevance targets, then (only with edit_during_warmup) the first edit
+    assert pipeline.edits_done == int(during_warmup)
+    if during_warmup:
+        own = edit_mask(datamanager.relevance(order[0]), THRESHOLD)
+        assert own.any() and not torch.equal(own, rendered[order[0]])
+        changed = (datamanager.image(order[0]) != before).any(dim=-1)
+        assert changed.any() and not changed[~own[..., 0]].any()
+    edited = order[int(during_warmup)]
+    before = datamanager.image(edited).clone()
+    pipeline._before_step(10)  # warmed up: the field's rendered mask
+    assert pipeline.edits_done == 1 + int(during_warmup)
+    changed = (datamanager.image(edited) != before).any(dim=-1)
+    assert changed.any() and not changed[~rendered[edited][..., 0]].any()
