@@ -54,9 +54,16 @@ SCHEDULES = {
     "relevance, IN2N (1 view / 10 steps), crop, settle 0.02": ["--pipeline.edit-rate", "10"] + CROP + SETTLE,
     "relevance-edit-tiny (1 view / 5 steps), crop": CROP,
     "relevance-edit-tiny (1 view / 5 steps), crop, edits during warm-up": CROP + WARM_UP_EDITS,
+    "relevance-edit-tiny (1 view / 5 steps), crop, 10 DDIM steps": CROP + ["--pipeline.edit.steps", "10"],
     "relevance-edit-tiny (1 view / 5 steps), crop, edits during warm-up, 10 DDIM steps": CROP
     + WARM_UP_EDITS
     + ["--pipeline.edit.steps", "10"],
+    "relevance-edit-tiny (1 view / 5 steps), crop, edits during a 100-step warm-up, 10 DDIM steps": CROP
+    + WARM_UP_EDITS
+    + ["--pipeline.edit.steps", "10", "--pipeline.relevance-warmup-steps", "100"],
+    "relevance-edit-tiny (1 view / 5 steps), crop, edits during warm-up, 5 DDIM steps": CROP
+    + WARM_UP_EDITS
+    + ["--pipeline.edit.steps", "5"],
     "relevance, rounds / 50 steps": ROUNDS_50,
     "relevance, rounds / 50 steps, settle 0.02": ROUNDS_50 + SETTLE,
     "relevance, rounds / 50 steps, settle 0.02, crop": ROUNDS_50 + SETTLE + CROP,
@@ -69,7 +76,8 @@ SCHEDULES = {
 almost pure noise (strength 0.98). Rounds: every view in turn, as Instruct-GS2GS's dataset updates (all views every
 2.5k of 30k steps), here every 50 steps, 4 views per editor call. Settle: views whose strong edit changed them by
 less than 0.02 are not edited again. Crop: the editor sees the mask's box with a margin of 0.25 of its side. Edits
-during warm-up: from the first step, under each view's own 2D relevance map until the field has warmed up."""
+during warm-up: from the first step, under each view's own 2D relevance map until the field has warmed up (with
+crop, only the box the editor sees is rendered)."""
 MIN_SUCCESS = 0.9
 
 

@@ -153,14 +153,20 @@ class RelevanceNerfactoModel(OfflineNerfactoModel):
         return outputs
 
     @torch.no_grad()
-    def get_outputs_for_training_view(self, cameras: Cameras, index: int) -> dict[str, Tensor]:
+    def get_outputs_for_training_view(
+        self, cameras: Cameras, index: int, window: tuple[int, int, int, int] | None = None
+    ) -> dict[str, Tensor]:
         """Training view ``index`` of ``cameras`` as its training rays see it, in eval mode (no sampling jitter).
 
         ``get_outputs_for_camera`` gives the rays camera index 0, no camera-optimiser correction outside
         training, and the field a zero (or mean) appearance embedding. Here the rays carry ``index``, get the
         optimiser's correction of that view exactly as training applies it, and the field embeds ``index``.
+        ``window`` (top, bottom, left, right) renders only those pixels (its ``edit_mask`` is the window's own).
         """
         rays = cameras.to(self.device).generate_rays(camera_indices=index, keep_shape=True)
+        if window is not None:
+            top, bottom, left, right = window
+            rays = rays[top:bottom, left:right]
         flat = rays.flatten()
         self.camera_optimizer.apply_to_raybundle(flat)
         was_training = self.training

@@ -34,6 +34,7 @@ from torch import Tensor
 from torch.cuda.amp.grad_scaler import GradScaler
 
 from editaction import INSTRUCT_PIX2PIX, EditConfig, Editor, EditorLoadError, RelevanceConfig
+from editaction.editor import crop_box
 from editaction.masking import composite
 from editaction.resize import check_resolution
 from relevance_nerf.datamanager import RelevanceEditDataManager, RelevanceEditDataManagerConfig
@@ -266,13 +267,13 @@ class RelevanceEditPipeline(VanillaPipeline):
     # ---- stage 2: edits -----------------------------------------------------------------------
 
     @torch.no_grad()
-    def render_view(self, index: int) -> dict[str, Tensor]:
-        """Render training view ``index`` in full with its optimised pose and its appearance embedding.
+    def render_view(self, index: int, window: tuple[int, int, int, int] | None = None) -> dict[str, Tensor]:
+        """Render training view ``index`` (or its ``window``) with its optimised pose and appearance embedding.
 
         The edit is composited into the view's training image, whose rays see both: a render without them
         would misalign the edit against the image it overwrites (seams, doubled edges on real captures).
         """
-        return self.model.get_outputs_for_training_view(self.datamanager.train_dataset.cameras, index)
+        return self.model.get_outputs_for_training_view(self.datamanager.train_dataset.cameras, index, window)
 
     @torch.no_grad()
     def edit_view(self, index: int) -> Bool[Tensor, "h w 1"]:
@@ -283,21 +284,30 @@ class RelevanceEditPipeline(VanillaPipeline):
     def edit_views(self, indices: Sequence[int]) -> list[Bool[Tensor, "h w 1"]]:
         """Edit training views under their rendered relevance masks in one editor call; returns their masks.
 
-        The views share one noise strength. A view with an empty mask skips the editor (nothing may change)
-        but still takes its turn: ``edits_done`` counts edit turns, skipped ones included, so the order moves on.
+        While the field warms up (``edit_during_warmup``) the masks are the views' own 2D maps, known before
+        rendering: with crop, only the box the editor sees is rendered. The views share one noise strength. A view
+        with an empty mask skips the editor (nothing may change) but still takes its turn: ``edits_done`` counts
+        edit turns, skipped ones included, so the order moves on.
         """
         assert self.editor is not None
         renders, masks = {}, {}
+        window = self._warm_up_window(indices)
         for index in indices:
-            outputs = self.render_view(index)
-            masks[index] = self._edit_mask(index, outputs)
-            if masks[index].any():
-                renders[index] = _to_chw(outputs["rgb"].clamp(0.0, 1.0))
+            rgb = None
+            if self._warming_up:
+                masks[index] = self._own_mask(index)
             else:
+                outputs = self.render_view(index)
+                masks[index], rgb = outputs[EDIT_MASK].bool(), outputs["rgb"]
+            if not masks[index].any():
                 self.edits_skipped += 1
                 CONSOLE.print(
                     f"[yellow]View {index}: empty edit mask, editor skipped ({self.edits_skipped} skipped in this run)"
                 )
+                continue
+            if rgb is None:
+                rgb = self._render_rgb(index, window)
+            renders[index] = _to_chw(rgb.clamp(0.0, 1.0))
         if renders:
             edited = list(renders)
             low, high = self.config.strength_range
@@ -328,11 +338,27 @@ class RelevanceEditPipeline(VanillaPipeline):
             self._end_turn(index)
         return [masks[index] for index in indices]
 
-    def _edit_mask(self, index: int, outputs: dict[str, Tensor]) -> Bool[Tensor, "h w 1"]:
-        """The view's rendered edit mask; while the field warms up, its 2D relevance target's."""
-        if self._warming_up:
-            return edit_mask(self.datamanager.relevance(index), self.config.edit.threshold)
-        return outputs[EDIT_MASK].bool()
+    def _warm_up_window(self, indices: Sequence[int]) -> tuple[int, int, int, int] | None:
+        """While the field warms up, edits that crop know their box before rendering (the views' 2D maps give
+        their masks): the box to render, instead of the whole view. None: render whole views."""
+        edit = self.config.edit
+        if not self._warming_up or edit.crop_margin is None or self.config.refresh_relevance != "never":
+            return None
+        masks = torch.stack([self._own_mask(index) for index in indices]).permute(0, 3, 1, 2)
+        return crop_box(masks, edit.crop_margin) if edit.threshold > 0 else None
+
+    def _render_rgb(self, index: int, window: tuple[int, int, int, int] | None) -> Float[Tensor, "h w 3"]:
+        """The view's render; with a ``window``, rendered there only and its training image elsewhere."""
+        if window is None:
+            return self.render_view(index)["rgb"]
+        top, bottom, left, right = window
+        rgb = self.datamanager.image(index).clone()
+        rgb[top:bottom, left:right] = self.render_view(index, window)["rgb"].to(rgb.device)
+        return rgb
+
+    def _own_mask(self, index: int) -> Bool[Tensor, "h w 1"]:
+        """The edit mask of view ``index``'s own 2D relevance target, binarised as a rendered one."""
+        return edit_mask(self.datamanager.relevance(index), self.config.edit.threshold)
 
     def _update_view(
         self, index: int, edited: Float[Tensor, "1 3 h w"], mask: Bool[Tensor, "1 1 h w"], render: Tensor

@@ -14,6 +14,7 @@ from nerfstudio.scripts import train as ns_train_script
 from nerfstudio.utils.eval_utils import eval_setup
 
 from editaction import Editor
+from editaction.editor import crop_box
 from relevance_nerf.model import EDIT_MASK, RELEVANCE
 from relevance_nerf.pipeline import RelevanceEditPipeline
 from relevance_nerf.relevance_field import edit_mask
@@ -51,8 +52,10 @@ def _render_masks(pipeline: RelevanceEditPipeline, monkeypatch, masks: dict[int,
     normalised mask is noise), each different from the model's own."""
     render_view = pipeline.render_view
 
-    def render_with_mask(index):
-        outputs = render_view(index)
+    def render_with_mask(index, window=None):
+        outputs = render_view(index, window)
+        if window is not None:  # a warm-up edit's box: its mask is the view's own 2D map
+            return outputs
         assert not torch.equal(outputs[EDIT_MASK].bool(), masks[index])
         return {**outputs, EDIT_MASK: masks[index].float()}
 
@@ -403,3 +406,38 @@ def test_warm_up_edits_use_each_views_own_2d_map_and_later_edits_the_rendered_ma
     assert pipeline.edits_done == 1 + int(during_warmup)
     changed = (datamanager.image(edited) != before).any(dim=-1)
     assert changed.any() and not changed[~rendered[edited][..., 0]].any()
+
+
+def test_a_warm_up_edit_that_crops_renders_only_its_box_and_edits_as_a_whole_view_render_would(
+    toy_scene, tiny_checkpoint, monkeypatch
+):
+    pipeline = _pipeline(toy_scene, tiny_checkpoint, edit_during_warmup=True, relevance_warmup_steps=10)
+    pipeline.config.edit = dataclasses.replace(pipeline.config.edit, crop_margin=0.25)
+    pipeline.compute_relevance_targets()
+    pipeline._field_ready, pipeline._warming_up = 10, True
+    index, datamanager = pipeline._view_order[0], pipeline.datamanager
+    datamanager.set_relevance(index, _rectangle(slice(6, 14), slice(10, 20)).float())  # the view's 2D map
+    own = edit_mask(datamanager.relevance(index), THRESHOLD)
+    box = crop_box(own.permute(2, 0, 1)[None], 0.25)
+    rendered_shapes = []
+    render = pipeline.model.get_outputs_for_camera_ray_bundle
+
+    def recording(bundle):
+        rendered_shapes.append(tuple(bundle.shape))
+        return render(bundle)
+
+    monkeypatch.setattr(pipeline.model, "get_outputs_for_camera_ray_bundle", recording)
+    before, generator = datamanager.image(index).clone(), pipeline._generator.get_state()
+    pipeline.edit_views([index])
+    windowed = datamanager.image(index).clone()
+    top, bottom, left, right = box
+    assert rendered_shapes == [(bottom - top, right - left)] and (bottom - top) * (right - left) < own.numel() / 2
+    changed = (windowed != before).any(dim=-1)
+    assert changed.any() and not changed[~own[..., 0]].any()
+
+    datamanager.set_image(index, before)  # the same edit from a whole-view render
+    pipeline._generator.set_state(generator)
+    monkeypatch.setattr(pipeline, "_warm_up_window", lambda indices: None)
+    pipeline.edit_views([index])
+    assert rendered_shapes[-1] == tuple(own.shape[:2])
+    assert torch.allclose(datamanager.image(index), windowed, atol=2 / 255)
