@@ -82,7 +82,7 @@ def test_edit_changes_the_training_image_only_inside_the_rendered_mask(pipeline,
 def test_views_edited_together_take_one_editor_call_and_each_changes_only_inside_its_own_mask(
     toy_scene, tiny_checkpoint, monkeypatch
 ):
-    pipeline = _pipeline(toy_scene, tiny_checkpoint, edit_count=3, views_per_call=2)
+    pipeline = _pipeline(toy_scene, tiny_checkpoint, edit_count=3, views_per_call=2, edit_during_warmup=False)
     pipeline._before_step(0)  # the relevance targets; edits start after the warm-up
     masks = {index: _rectangle(slice(2 * index, 10 + 3 * index), slice(4, 20 + index)) for index in range(24)}
     _render_masks(pipeline, monkeypatch, masks)
