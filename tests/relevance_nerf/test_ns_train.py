@@ -24,8 +24,8 @@ def test_nerfacto_then_relevance_edit_write_checkpoints_and_edits(toy_scene, ner
     targets = load_file(edits / "relevance_targets.safetensors")["relevance"]
     assert targets.shape == (8, 32, 32, 1) and 0 <= targets.min() and targets.max() <= 1  # 8 training views
     views = sorted((edits / "views").glob("*.safetensors"))
-    assert len(views) == 4  # edits at steps 24, 26, 28, 30 after a 4-step warm-up from step 20
-    assert len(list((edits / "views").glob("*.png"))) == 4
+    assert len(views) == 6  # edits at steps 20, 22, ..., 30: the preset edits during its 4-step warm-up too
+    assert len(list((edits / "views").glob("*.png"))) == 6
     assert (edit_run / "config.yml").read_text().count(TEXT) >= 1
 
 
@@ -42,7 +42,7 @@ def test_resuming_an_edit_run_restores_its_edited_views(toy_scene, runs, edit_ru
     args[args.index("--max-num-iterations") + 1] = "1"  # restore, train one step, save
     result = ns_train(*args, cwd=runs)
     assert result.returncode == 0, result.stderr[-3000:]
-    assert "Restored 4 edited views" in " ".join(result.stdout.split())
+    assert "Restored 6 edited views" in " ".join(result.stdout.split())
     resumed = run_dir(runs, "relevance-edit-tiny", "resumed") / "edits" / "views"
     for view in (edit_run / "edits" / "views").glob("*.safetensors"):
         original, restored = load_file(view), load_file(resumed / view.name)
