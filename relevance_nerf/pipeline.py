@@ -291,12 +291,12 @@ class RelevanceEditPipeline(VanillaPipeline):
         """
         assert self.editor is not None
         renders, masks = {}, {}
-        window = self._warm_up_window(indices)
+        if self._warming_up:
+            masks = {index: self._own_mask(index) for index in indices}
+        window = self._warm_up_window(list(masks.values()))
         for index in indices:
             rgb = None
-            if self._warming_up:
-                masks[index] = self._own_mask(index)
-            else:
+            if not self._warming_up:
                 outputs = self.render_view(index)
                 masks[index], rgb = outputs[EDIT_MASK].bool(), outputs["rgb"]
             if not masks[index].any():
@@ -338,14 +338,13 @@ class RelevanceEditPipeline(VanillaPipeline):
             self._end_turn(index)
         return [masks[index] for index in indices]
 
-    def _warm_up_window(self, indices: Sequence[int]) -> tuple[int, int, int, int] | None:
-        """While the field warms up, edits that crop know their box before rendering (the views' 2D maps give
-        their masks): the box to render, instead of the whole view. None: render whole views."""
+    def _warm_up_window(self, own_masks: list[Bool[Tensor, "h w 1"]]) -> tuple[int, int, int, int] | None:
+        """While the field warms up, edits that crop know their box before rendering (``own_masks``, the views'
+        2D maps binarised): the box to render, instead of the whole view. None: render whole views."""
         edit = self.config.edit
-        if not self._warming_up or edit.crop_margin is None or self.config.refresh_relevance != "never":
+        if not own_masks or edit.crop_margin is None or self.config.refresh_relevance != "never":
             return None
-        masks = torch.stack([self._own_mask(index) for index in indices]).permute(0, 3, 1, 2)
-        return crop_box(masks, edit.crop_margin) if edit.threshold > 0 else None
+        return crop_box(torch.stack(own_masks).permute(0, 3, 1, 2), edit.crop_margin) if edit.threshold > 0 else None
 
     def _render_rgb(self, index: int, window: tuple[int, int, int, int] | None) -> Float[Tensor, "h w 3"]:
         """The view's render; with a ``window``, rendered there only and its training image elsewhere."""

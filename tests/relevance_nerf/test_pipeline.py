@@ -437,7 +437,7 @@ def test_a_warm_up_edit_that_crops_renders_only_its_box_and_edits_as_a_whole_vie
 
     datamanager.set_image(index, before)  # the same edit from a whole-view render
     pipeline._generator.set_state(generator)
-    monkeypatch.setattr(pipeline, "_warm_up_window", lambda indices: None)
+    monkeypatch.setattr(pipeline, "_warm_up_window", lambda own_masks: None)
     pipeline.edit_views([index])
     assert rendered_shapes[-1] == tuple(own.shape[:2])
     assert torch.allclose(datamanager.image(index), windowed, atol=2 / 255)
