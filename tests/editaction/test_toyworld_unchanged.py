@@ -3,13 +3,15 @@
 ``toyworld/models/SHA256SUMS`` is ``sha256sum`` of each file of the shipped checkpoints, recorded when they were
 last retrained (2026-11-27, ``make train-toy-editor``); the scene and pair digests come from commit dc81860, the last
 one before the toy world moved from ``editaction/toyworld`` to ``toyworld/`` (``scene_digests`` run on
-``editaction.toyworld`` of a worktree of dc81860). Retraining the toy editor or changing the renderer on
-purpose means recording new values here, in the same commit.
+``editaction.toyworld`` of a worktree of dc81860). The two JSON digests were recorded again when JSON came to count by
+rounded values (2026-11-27), with the images' and masks' digests of dc81860 unchanged. Retraining the toy editor
+or changing the renderer on purpose means recording new values here, in the same commit.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 from collections import defaultdict
 from pathlib import Path
 
@@ -24,8 +26,8 @@ MANIFEST = MODELS / "SHA256SUMS"
 SCENE = {
     "images": "83a2f19fc1dc3bfc4b34c936a818c07324823a1de38b146cff58490d28b99075",
     "masks": "32a681bbb2bf0de6b75cee1a196758ea23e976ef8e8dc7e60136a7288fa4b2a6",
-    "scene.json": "95d216938abcd5dbd2b84ee1569ae52ba447237eb52acceaf60d5d6b8bf59faa",
-    "transforms.json": "c71abefdea03f342f5394fbec30236870f0d4ee694a43a3d582bfcf6620b8e7e",
+    "scene.json": "62e5117b7a88047e01a00143cae7e4514be79c4a83b4b04ccad3c8d9726af93f",
+    "transforms.json": "2164abb05fbe7dfe341cd68c1f0ce7511f5fb37aa572b51e42b4e46fbdae08ca",
 }
 PAIRS = {
     "edited": "0d56309baaf1ef341932f422fb545d2d720997eea8a57e5c453c68767797f106",
@@ -35,11 +37,24 @@ PAIRS = {
 }
 
 
+def _rounded(value):
+    if isinstance(value, float):
+        return float(f"{value:.9g}")
+    if isinstance(value, list):
+        return [_rounded(item) for item in value]
+    if isinstance(value, dict):
+        return {key: _rounded(item) for key, item in value.items()}
+    return value
+
+
 def scene_digests(folder: Path) -> dict[str, str]:
     """SHA-256 per top-level entry of ``folder`` over its files' paths and contents, in path order.
 
     A PNG counts by its decoded pixels (shape, dtype, values), so another libpng or zlib that packs the same
-    pixels differently does not count as a change; every other file counts by its bytes.
+    pixels differently does not count as a change; a JSON file by its values with floats to 9 significant digits,
+    so the last bit of a camera pose that numpy's trigonometry gives on another CPU does not count either (seen on
+    2026-11-27: another CPU, the same pixels, other bytes in ``transforms.json``); every other file counts by its
+    bytes.
     """
     found = defaultdict(hashlib.sha256)
     for path in sorted(p for p in folder.rglob("*") if p.is_file()):
@@ -47,6 +62,8 @@ def scene_digests(folder: Path) -> dict[str, str]:
         if path.suffix == ".png":
             pixels = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
             content = f"{pixels.shape} {pixels.dtype}\n".encode() + pixels.tobytes()
+        elif path.suffix == ".json":
+            content = json.dumps(_rounded(json.loads(path.read_text())), sort_keys=True).encode()
         else:
             content = path.read_bytes()
         found[name.split("/")[0]].update(name.encode() + b"\n" + content)
