@@ -58,8 +58,8 @@ VARIANTS = [
 
 
 def _chunk(job):
-    out, count, seed, layouts = job
-    write_pairs(Path(out), count, ("recolour",), "train", 64, seed, layouts)
+    out, count, seed, layouts, partial_references = job
+    write_pairs(Path(out), count, ("recolour",), "train", 64, seed, layouts, partial_references)
     return out
 
 
@@ -70,7 +70,8 @@ def make_data(out: Path, per_set: int, chunks: int) -> Path:
         if s.kind != "recolour":
             continue
         for c in range(chunks):
-            jobs.append((str(out / f"{s.name}-{c}"), per_set // chunks, 50_000 + 100 * s.seed_offset + c, s.layouts))
+            seed = 50_000 + 100 * s.seed_offset + c
+            jobs.append((str(out / f"{s.name}-{c}"), per_set // chunks, seed, s.layouts, s.partial_references))
     with mp.get_context("fork").Pool(min(len(jobs), 12)) as pool:
         folders = pool.map(_chunk, jobs)
     records = []

@@ -4,7 +4,8 @@ python scripts/train_toy_editor.py --out outputs/toy-editor
 
 Stages (each skipped when its output exists, so an interrupted run continues):
   1. toy edit pairs (toyworld.pairs.TRAINING_SETS): recolours in the evaluation's layouts and in wider, more
-     crowded ones with smaller objects; moves (the action split)
+     crowded ones with smaller objects, 30% of them naming the object by colour or shape alone; moves (the action
+     split); no scene holds a held-out colour/shape combination
   2. VAE (AutoencoderKL, stride 4) on the pair images
   3. CLIP text encoder, contrastive against the edits (real CLIP tokenizer, built offline)
   4. base editor: the IP2P UNet trained with the EditAction trainer at lambda_action = 0 on the recolour
@@ -135,8 +136,16 @@ def main() -> None:
     if _stage("pairs", out / "data" / "recolour-all" / "metadata.jsonl", log):
         for spec, count in zip(TRAINING_SETS, args.pairs, strict=True):
             if not (data[spec.name] / "metadata.jsonl").exists():
+                seed = args.seed + spec.seed_offset
                 write_pairs(
-                    data[spec.name], count, (spec.kind,), "train", args.size, args.seed + spec.seed_offset, spec.layouts
+                    data[spec.name],
+                    count,
+                    (spec.kind,),
+                    "train",
+                    args.size,
+                    seed,
+                    spec.layouts,
+                    spec.partial_references,
                 )
         write_metadata(  # one data set of every recolour pair, pointing at the images where they are
             out / "data" / "recolour-all",

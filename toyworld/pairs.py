@@ -41,6 +41,10 @@ MOVE_DISTANCE = 0.45
 MASK_KEY = "mask_file_name"
 RECOLOUR = "make the {colour} {shape} {target_colour}"
 """The recolour instruction template (``parse_recolour`` reads it back)."""
+PARTIAL_RECOLOURS = ("make the {colour} object {target_colour}", "make the {shape} {target_colour}")
+"""Training-only instructions that name the object by its colour or its shape alone (when no other object in the
+view shares it), so the editor learns each word's reference on its own and can compose them for combinations no
+training pair edits."""
 _RECOLOUR_PATTERN = re.compile(
     r"make the (?P<colour>{c}) (?P<shape>{s}) (?P<target_colour>{c})".format(c="|".join(COLOURS), s="|".join(SHAPES))
 )
@@ -75,6 +79,10 @@ crowded views and objects at the view's edge are in training (the old editor saw
 only, and turned half of the small objects grey)."""
 
 
+PARTIAL_REFERENCES = 0.3
+"""Share of training recolours named by colour or shape alone; the value tried (issue 16's unseen combinations)."""
+
+
 @dataclass(frozen=True)
 class TrainingSet:
     """One folder of ``scripts/train_toy_editor.py``'s pairs."""
@@ -86,12 +94,16 @@ class TrainingSet:
     """Added to the training seed; every set draws its own pairs."""
     teaches_text: bool = True
     """Used by the contrastive text-encoder stage (not for the wide layouts: a few-pixel edit names no word)."""
+    partial_references: float = 0.0
+    """Share of recolour pairs named by colour or shape alone (``PARTIAL_RECOLOURS``)."""
 
 
 TRAINING_SETS = (
-    TrainingSet("recolour", "recolour", TRAINING_LAYOUTS, 0),
+    TrainingSet("recolour", "recolour", TRAINING_LAYOUTS, 0, partial_references=PARTIAL_REFERENCES),
     TrainingSet("actions", "move", TRAINING_LAYOUTS, 1),
-    TrainingSet("recolour-wide", "recolour", WIDE_LAYOUTS, 2, teaches_text=False),
+    TrainingSet(
+        "recolour-wide", "recolour", WIDE_LAYOUTS, 2, teaches_text=False, partial_references=PARTIAL_REFERENCES
+    ),
 )
 TRAIN_SEEDS = tuple(s.seed_offset for s in TRAINING_SETS)
 """The seeds of ``TRAINING_SETS`` at ``scripts/train_toy_editor.py``'s default ``--seed 0``."""
@@ -130,9 +142,11 @@ class EditPairRecord:
     direction: str | None = None
 
 
-def random_layout(rng: np.random.Generator, layouts: LayoutRange) -> list[SceneObject]:
-    """Objects with distinct (colour, shape), apart from each other on the floor."""
-    combos = [(colour, shape) for colour in COLOURS for shape in SHAPES]
+def random_layout(
+    rng: np.random.Generator, layouts: LayoutRange, excluded: frozenset[tuple[str, str]] = frozenset()
+) -> list[SceneObject]:
+    """Objects with distinct (colour, shape), none of them ``excluded``, apart from each other on the floor."""
+    combos = [(colour, shape) for colour in COLOURS for shape in SHAPES if (colour, shape) not in excluded]
     count = int(rng.integers(layouts.objects[0], layouts.objects[1] + 1))
     chosen = rng.choice(len(combos), size=count, replace=False)
     objects: list[SceneObject] = []
@@ -175,16 +189,43 @@ def parse_recolour(instruction: str) -> Recolour | None:
     return None if match is None else Recolour(**match.groupdict())
 
 
+def recolour_instruction(
+    rng: np.random.Generator,
+    target: SceneObject,
+    objects: list[SceneObject],
+    target_colour: str,
+    partial_references: float = 0.0,
+) -> str:
+    """``RECOLOUR``, or with probability ``partial_references`` one of ``PARTIAL_RECOLOURS`` whose one word
+    (colour or shape) names no other object of ``objects``."""
+    if partial_references > 0 and rng.random() < partial_references:
+        unique = [
+            template
+            for template, attribute in zip(PARTIAL_RECOLOURS, ("colour", "shape"), strict=True)
+            if sum(getattr(o, attribute) == getattr(target, attribute) for o in objects) == 1
+        ]
+        if unique:
+            template = unique[int(rng.integers(len(unique)))]
+            return template.format(colour=target.colour, shape=target.shape, target_colour=target_colour)
+    return RECOLOUR.format(colour=target.colour, shape=target.shape, target_colour=target_colour)
+
+
 def make_pair(
     rng: np.random.Generator,
     kind: str,
     size: int = 64,
     held_out: bool | None = None,
     layouts: LayoutRange = TRAINING_LAYOUTS,
+    excluded: frozenset[tuple[str, str]] = frozenset(),
+    partial_references: float = 0.0,
 ) -> EditPairRecord:
-    """One random pair; ``held_out`` True/False restricts the edited object to/away from ``HELD_OUT``."""
+    """One random pair; ``held_out`` True/False restricts the edited object to/away from ``HELD_OUT``.
+
+    ``excluded`` combinations are left out of the scene; a ``partial_references`` share of recolours name their
+    object by colour or shape alone where that is unambiguous in the scene.
+    """
     while True:
-        objects = random_layout(rng, layouts)
+        objects = random_layout(rng, layouts, excluded)
         candidates = [o for o in objects if held_out is None or ((o.colour, o.shape) in HELD_OUT) == held_out]
         if candidates and len(objects) >= layouts.objects[0]:
             break
@@ -201,7 +242,7 @@ def make_pair(
         edited_objects = tuple(replace(o, colour=colour) if o is target else o for o in objects)
         edited, _ = render_view(replace(spec, objects=edited_objects), c2w)
         mask = masks[target.name]
-        instruction = RECOLOUR.format(colour=target.colour, shape=target.shape, target_colour=colour)
+        instruction = recolour_instruction(rng, target, objects, colour, partial_references)
         return EditPairRecord(image, edited, mask, instruction, kind, target, target_colour=colour)
     if kind == "move":
         direction = str(rng.choice(list(MOVE_VERBS)))
@@ -220,13 +261,27 @@ def generate_pairs(
     size: int = 64,
     seed: int = 0,
     layouts: LayoutRange = TRAINING_LAYOUTS,
+    partial_references: float = 0.0,
 ) -> Iterator[EditPairRecord]:
-    """``count`` pairs (kinds in turn); the ``unseen`` split edits only HELD_OUT objects."""
+    """``count`` pairs (kinds in turn); the ``unseen`` split edits only HELD_OUT objects.
+
+    ``train`` scenes hold no ``HELD_OUT`` object at all: one that is always there and never edited would teach
+    the editor to leave it alone, where ``unseen`` asks it to edit it.
+    """
     if split not in SPLITS:
         raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
     rng = np.random.default_rng(seed)
+    excluded = HELD_OUT if split == "train" else frozenset()
     for index in range(count):
-        yield make_pair(rng, kinds[index % len(kinds)], size=size, held_out=split == "unseen", layouts=layouts)
+        yield make_pair(
+            rng,
+            kinds[index % len(kinds)],
+            size=size,
+            held_out=split == "unseen",
+            layouts=layouts,
+            excluded=excluded,
+            partial_references=partial_references,
+        )
 
 
 def write_pairs(
@@ -237,9 +292,11 @@ def write_pairs(
     size: int = 64,
     seed: int = 0,
     layouts: LayoutRange = TRAINING_LAYOUTS,
+    partial_references: float = 0.0,
 ) -> Path:
     """Write ``generate_pairs(...)`` into ``out``; returns the path of ``metadata.jsonl``."""
-    return save_pairs(out, generate_pairs(count, kinds, split, size, seed, layouts), count, f"toy {split} pairs")
+    pairs = generate_pairs(count, kinds, split, size, seed, layouts, partial_references)
+    return save_pairs(out, pairs, count, f"toy {split} pairs")
 
 
 def save_pairs(out: Path, pairs: Iterable[EditPairRecord], count: int, description: str) -> Path:

@@ -37,11 +37,12 @@ from toyworld.pairs import (
     make_pair,
     parse_recolour,
     random_layout,
+    recolour_instruction,
     write_evaluation_pairs,
     write_pairs,
 )
 from toyworld.palette import COLOURS
-from toyworld.scene import SHAPES, SceneSpec, camera_poses, render_view
+from toyworld.scene import SHAPES, SceneObject, SceneSpec, camera_poses, render_view
 from toyworld.tiny import build_clip_tokenizer
 
 LUMINANCE = torch.tensor([0.299, 0.587, 0.114])
@@ -185,6 +186,26 @@ def test_every_move_instruction_has_a_token_disjoint_negative(tmp_path):
     instructions = sorted({pair.instruction for pair in read_metadata(tmp_path)})
     candidates = disjoint_candidates(build_clip_tokenizer(), instructions)  # raises when one has none
     assert len(candidates) == len(instructions)
+
+
+def test_training_scenes_hold_no_held_out_object_and_partial_names_are_unambiguous():
+    rng = np.random.default_rng(7)
+    layouts = [random_layout(rng, NEW_LAYOUTS, excluded=HELD_OUT) for _ in range(30)]
+    assert all((o.colour, o.shape) not in HELD_OUT for layout in layouts for o in layout)
+    assert max(len(layout) for layout in layouts) == 5
+
+    def objects(*names):
+        return [SceneObject(name, name.split("_")[1], name.split("_")[0], 0.0, 0.0, 0.2) for name in names]
+
+    scene = objects("red_cube", "red_ball", "blue_cube")
+    red_cube, red_ball, blue_cube = scene
+    always = {"partial_references": 1.0}
+    assert recolour_instruction(rng, red_cube, scene, "green", **always) == "make the red cube green"
+    assert recolour_instruction(rng, blue_cube, scene, "green", **always) == "make the blue object green"
+    assert recolour_instruction(rng, red_ball, scene, "green", **always) == "make the ball green"
+    assert recolour_instruction(rng, red_ball, scene, "green") == "make the red ball green"
+    alone = [recolour_instruction(rng, red_ball, [red_ball], "blue", **always) for _ in range(20)]
+    assert set(alone) == {"make the red object blue", "make the ball blue"}
 
 
 def test_parse_recolour_reads_back_the_template():
