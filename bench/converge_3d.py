@@ -73,11 +73,11 @@ SCHEDULES = {
     + ["--pipeline.relevance-warmup-steps", "20"],
 }
 """Name -> ``ns-train relevance-edit-tiny`` options; the preset edits with the toy editor's guidance (1.25 / 1) from
-pure noise (strength 1.0, ``TOY_STRENGTH_RANGE``). Rounds: every view in turn, as Instruct-GS2GS's dataset updates (all views every
-2.5k of 30k steps), here every 50 steps, 4 views per editor call. Settle: views whose strong edit changed them by
-less than 0.02 are not edited again. Crop: the editor sees the mask's box with a margin of 0.25 of its side. Edits
-during warm-up: from the first step, under each view's own 2D relevance map until the field has warmed up (with
-crop, only the box the editor sees is rendered)."""
+pure noise (strength 1.0, ``TOY_STRENGTH_RANGE``). Rounds: every view in turn, as Instruct-GS2GS's dataset updates
+(all views every 2.5k of 30k steps), here every 50 steps, 4 views per editor call. Settle: views whose strong edit
+changed them by less than 0.02 are not edited again. Crop: the editor sees the mask's box with a margin of 0.25 of
+its side. Edits during warm-up: from the first step, under each view's own 2D relevance map until the field has
+warmed up (with crop, only the box the editor sees is rendered)."""
 MIN_SUCCESS = 0.9
 
 
