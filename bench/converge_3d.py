@@ -43,13 +43,15 @@ BASELINE = "baseline: Instruct-NeRF2NeRF (threshold 0, 1 view / 10 steps, streng
 WHOLE_VIEW = ["--pipeline.edit.threshold", "0", "--pipeline.relevance-warmup-steps", "0"]
 ROUNDS_50 = ["--pipeline.edit-rate", "50", "--pipeline.edit-count", "24"]
 SETTLE = ["--pipeline.settle-tolerance", "0.02"]
-CROP = ["--pipeline.edit.crop-margin", "0.25"]
+CROP = ["--pipeline.edit.crop-margin", "0.25"]  # the margin of bench/README.md's curves
+NO_CROP = ["--pipeline.edit.crop-margin", "None"]  # the preset crops (TOY_EDIT_3D): schedules without crop say so
 WARM_UP_EDITS = ["--pipeline.edit-during-warmup", "True"]
 SCHEDULES = {
     BASELINE: INSTRUCT_NERF2NERF_OPTIONS + WHOLE_VIEW + ["--pipeline.edit-rate", "10"],
     "threshold 0 at the preset's edit settings (1 view / 10 steps)": WHOLE_VIEW + ["--pipeline.edit-rate", "10"],
-    "relevance-edit-tiny (1 view / 5 steps)": [],
-    "relevance, IN2N (1 view / 10 steps)": ["--pipeline.edit-rate", "10"],
+    "relevance-edit-tiny (1 view / 5 steps)": NO_CROP,
+    "relevance-edit-tiny as shipped (1 view / 5 steps, crop 1.0, 10 DDIM steps, edits during warm-up)": [],
+    "relevance, IN2N (1 view / 10 steps)": ["--pipeline.edit-rate", "10"] + NO_CROP,
     "relevance, IN2N (1 view / 10 steps), crop": ["--pipeline.edit-rate", "10"] + CROP,
     "relevance, IN2N (1 view / 10 steps), crop, settle 0.02": ["--pipeline.edit-rate", "10"] + CROP + SETTLE,
     "relevance-edit-tiny (1 view / 5 steps), crop": CROP,
@@ -64,8 +66,8 @@ SCHEDULES = {
     "relevance-edit-tiny (1 view / 5 steps), crop, edits during warm-up, 5 DDIM steps": CROP
     + WARM_UP_EDITS
     + ["--pipeline.edit.steps", "5"],
-    "relevance, rounds / 50 steps": ROUNDS_50,
-    "relevance, rounds / 50 steps, settle 0.02": ROUNDS_50 + SETTLE,
+    "relevance, rounds / 50 steps": ROUNDS_50 + NO_CROP,
+    "relevance, rounds / 50 steps, settle 0.02": ROUNDS_50 + SETTLE + NO_CROP,
     "relevance, rounds / 50 steps, settle 0.02, crop": ROUNDS_50 + SETTLE + CROP,
     "relevance, rounds / 50 steps, settle 0.02, crop, warm-up 20": ROUNDS_50
     + SETTLE
@@ -76,8 +78,8 @@ SCHEDULES = {
 pure noise (strength 1.0, ``TOY_STRENGTH_RANGE``). Rounds: every view in turn, as Instruct-GS2GS's dataset updates
 (all views every 2.5k of 30k steps), here every 50 steps, 4 views per editor call. Settle: views whose strong edit
 changed them by less than 0.02 are not edited again. Crop: the editor sees the mask's box with a margin of 0.25 of
-its side. Edits during warm-up: from the first step, under each view's own 2D relevance map until the field has
-warmed up (with crop, only the box the editor sees is rendered)."""
+its side (the preset's: 1.0). Edits during warm-up: from the first step, under each view's own 2D relevance map
+until the field has warmed up (with crop, only the box the editor sees is rendered)."""
 MIN_SUCCESS = 0.9
 
 
