@@ -51,6 +51,8 @@ SCHEDULES = {
     "threshold 0 at the preset's edit settings (1 view / 10 steps)": WHOLE_VIEW + ["--pipeline.edit-rate", "10"],
     "relevance-edit-tiny (1 view / 5 steps)": NO_CROP,
     "relevance-edit-tiny as shipped (1 view / 5 steps, crop 1.0, 10 DDIM steps, edits during warm-up)": [],
+    "relevance-edit-tiny as shipped, 2 views / 5 steps": ["--pipeline.edit-count", "2"],
+    "relevance-edit-tiny as shipped, 4 views / 5 steps": ["--pipeline.edit-count", "4"],
     "relevance, IN2N (1 view / 10 steps)": ["--pipeline.edit-rate", "10"] + NO_CROP,
     "relevance, IN2N (1 view / 10 steps), crop": ["--pipeline.edit-rate", "10"] + CROP,
     "relevance, IN2N (1 view / 10 steps), crop, settle 0.02": ["--pipeline.edit-rate", "10"] + CROP + SETTLE,

@@ -55,9 +55,15 @@ def _noised(editor: Editor, clean: torch.Tensor, noise: torch.Tensor, timestep: 
     return alpha_bar.sqrt() * clean + (1 - alpha_bar).sqrt() * noise
 
 
-def test_threshold_zero_reproduces_diffusers_pipeline(editor, tiny_checkpoint):
+@pytest.mark.parametrize(
+    ("text_guidance", "image_guidance", "branches"),
+    [(7.5, 1.5, 3), (1.25, 1.0, 2)],  # image guidance 1 cancels the unconditional branch: not run
+)
+def test_threshold_zero_reproduces_diffusers_pipeline(editor, tiny_checkpoint, text_guidance, image_guidance, branches):
     image = uint8_image(1)
-    config = EditConfig(steps=5, text_guidance=7.5, image_guidance=1.5, threshold=0.0)
+    config = EditConfig(steps=5, text_guidance=text_guidance, image_guidance=image_guidance, threshold=0.0)
+    rows = []
+    hook = editor.pipe.unet.register_forward_pre_hook(lambda module, args: rows.append(args[0].shape[0]))
     ours = editor.edit(
         image,
         "make it blue",
@@ -65,6 +71,8 @@ def test_threshold_zero_reproduces_diffusers_pipeline(editor, tiny_checkpoint):
         config=config,
         generator=torch.Generator().manual_seed(0),
     )
+    hook.remove()
+    assert rows == [branches] * 5
     pipe = StableDiffusionInstructPix2PixPipeline.from_pretrained(tiny_checkpoint)
     pipe.set_progress_bar_config(disable=True)
     pil = Image.fromarray((image[0].permute(1, 2, 0).numpy() * 255).round().astype(np.uint8))
@@ -72,8 +80,8 @@ def test_threshold_zero_reproduces_diffusers_pipeline(editor, tiny_checkpoint):
         "make it blue",
         image=pil,
         num_inference_steps=5,
-        guidance_scale=7.5,
-        image_guidance_scale=1.5,
+        guidance_scale=text_guidance,
+        image_guidance_scale=image_guidance,
         generator=torch.Generator().manual_seed(0),
         output_type="pt",
     ).images
