@@ -136,16 +136,15 @@ def main() -> None:
     if _stage("pairs", out / "data" / "recolour-all" / "metadata.jsonl", log):
         for spec, count in zip(TRAINING_SETS, args.pairs, strict=True):
             if not (data[spec.name] / "metadata.jsonl").exists():
-                seed = args.seed + spec.seed_offset
                 write_pairs(
                     data[spec.name],
                     count,
                     (spec.kind,),
                     "train",
-                    args.size,
-                    seed,
-                    spec.layouts,
-                    spec.partial_references,
+                    size=args.size,
+                    seed=args.seed + spec.seed_offset,
+                    layouts=spec.layouts,
+                    partial_references=spec.partial_references,
                 )
         write_metadata(  # one data set of every recolour pair, pointing at the images where they are
             out / "data" / "recolour-all",
