@@ -46,13 +46,17 @@ SETTLE = ["--pipeline.settle-tolerance", "0.02"]
 CROP = ["--pipeline.edit.crop-margin", "0.25"]  # the margin of bench/README.md's curves
 NO_CROP = ["--pipeline.edit.crop-margin", "None"]  # the preset crops (TOY_EDIT_3D): schedules without crop say so
 WARM_UP_EDITS = ["--pipeline.edit-during-warmup", "True"]
+FIRST_ROUND = ["--pipeline.first-round", "True"]
 SCHEDULES = {
-    BASELINE: INSTRUCT_NERF2NERF_OPTIONS + WHOLE_VIEW + ["--pipeline.edit-rate", "10"],
+    BASELINE: INSTRUCT_NERF2NERF_OPTIONS + WHOLE_VIEW,
     "threshold 0 at the preset's edit settings (1 view / 10 steps)": WHOLE_VIEW + ["--pipeline.edit-rate", "10"],
-    "relevance-edit-tiny (1 view / 5 steps)": NO_CROP,
+    "relevance-edit-tiny at the issue's filing (1 view / 5 steps, whole view, 20 DDIM steps, no warm-up edits)": NO_CROP
+    + ["--pipeline.edit.steps", "20", "--pipeline.edit-during-warmup", "False"],
     "relevance-edit-tiny as shipped (1 view / 5 steps, crop 1.0, 10 DDIM steps, edits during warm-up)": [],
     "relevance-edit-tiny as shipped, 2 views / 5 steps": ["--pipeline.edit-count", "2"],
     "relevance-edit-tiny as shipped, 4 views / 5 steps": ["--pipeline.edit-count", "4"],
+    "relevance-edit-tiny as shipped, first round, then 1 view / 10 steps": FIRST_ROUND + ["--pipeline.edit-rate", "10"],
+    "relevance-edit-tiny as shipped, first round, then 1 view / 5 steps": FIRST_ROUND,
     "relevance, IN2N (1 view / 10 steps)": ["--pipeline.edit-rate", "10"] + NO_CROP,
     "relevance, IN2N (1 view / 10 steps), crop": ["--pipeline.edit-rate", "10"] + CROP,
     "relevance, IN2N (1 view / 10 steps), crop, settle 0.02": ["--pipeline.edit-rate", "10"] + CROP + SETTLE,
@@ -81,7 +85,9 @@ pure noise (strength 1.0, ``TOY_STRENGTH_RANGE``). Rounds: every view in turn, a
 (all views every 2.5k of 30k steps), here every 50 steps, 4 views per editor call. Settle: views whose strong edit
 changed them by less than 0.02 are not edited again. Crop: the editor sees the mask's box with a margin of 0.25 of
 its side (the preset's: 1.0). Edits during warm-up: from the first step, under each view's own 2D relevance map
-until the field has warmed up (with crop, only the box the editor sees is rendered)."""
+until the field has warmed up (with crop, only the box the editor sees is rendered). First round: every view
+edited once at the first edit step, then the schedule. At the issue's filing: the preset's schedule then (whole
+views, 20 DDIM steps, no warm-up edits) with today's editor and strength."""
 MIN_SUCCESS = 0.9
 
 

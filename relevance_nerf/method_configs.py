@@ -32,9 +32,11 @@ INSTRUCT_NERF2NERF_OPTIONS = [
     "--pipeline.edit.threshold", "0",
     "--pipeline.strength-range", "0.02", "0.98",
     "--pipeline.edit.text-guidance", "7.5", "--pipeline.edit.image-guidance", "1.5",
+    "--pipeline.edit-rate", "10", "--pipeline.first-round", "False",
 ]  # fmt: skip
 """``ns-train`` options that make any relevance-edit preset Instruct-NeRF2NeRF as published (no mask, its random
-strength in [0.02, 0.98] and guidance 7.5 / 1.5): the baseline of the demo and of the 3D benches."""
+strength in [0.02, 0.98], guidance 7.5 / 1.5, one view every 10 steps and no first round): the baseline of the demo
+and of the 3D benches."""
 # nerfacto's published model settings (nerfstudio's method_configs["nerfacto"]).
 NERFACTO_MODEL = dict(
     eval_num_rays_per_chunk=1 << 15, average_init_density=0.01, camera_optimizer=CameraOptimizerConfig(mode="SO3xR3")

@@ -7,8 +7,9 @@ the relevance field learn them for ``relevance_warmup_steps`` before its masks a
 edits ``edit_count`` views every ``edit_rate`` steps (Instruct-NeRF2NeRF's iterative
 dataset update): render the view, binarize its rendered relevance, edit the render with
 the one shared ``editaction.Editor`` conditioned on the original photo, and write the
-result into the training images inside the mask only. With ``settle_tolerance`` a view
-whose edit no longer changes its masked pixels is not edited again.
+result into the training images inside the mask only; ``first_round`` edits every view
+once at the first edit step. With ``settle_tolerance`` a view whose edit no longer changes
+its masked pixels is not edited again.
 
 The editor is loaded only for training (``test_mode == "val"``): ``ns-viewer``,
 ``ns-render`` and ``ns-eval`` rebuild the pipeline in test mode and never load it, and it
@@ -67,6 +68,10 @@ class RelevanceEditPipelineConfig(VanillaPipelineConfig):
     edit_during_warmup: bool = False
     """Edit from the first step, under each view's own 2D relevance map (binarised as a rendered one) until the
     field has warmed up, instead of leaving the warm-up's steps without edits."""
+    first_round: bool = False
+    """Edit every training view once at the first edit step (``views_per_call`` per editor call), then follow the
+    schedule: every view trains on an edit from the start, as in Instruct-GS2GS's dataset updates, instead of only
+    those the one-view-per-``edit_rate`` schedule has reached."""
     edit_rate: int = 10
     """Edit every this many steps after the warm-up (IN2N: 10)."""
     edit_count: int = 1
@@ -284,16 +289,24 @@ class RelevanceEditPipeline(VanillaPipeline):
     def edit_views(self, indices: Sequence[int]) -> list[Bool[Tensor, "h w 1"]]:
         """Edit training views under their rendered relevance masks in one editor call; returns their masks.
 
+        The editor starts from the view's render noised to a random strength (IN2N). From pure noise (strength 1)
+        the render would only be the background that the masked edit keeps outside the mask; the view's training
+        image, into which the edit is written, is that background exactly, so it is edited instead of a render.
         While the field warms up (``edit_during_warmup``) the masks are the views' own 2D maps, known before
-        rendering: with crop, only the box the editor sees is rendered. The views share one noise strength. A view
-        with an empty mask skips the editor (nothing may change) but still takes its turn: ``edits_done`` counts
-        edit turns, skipped ones included, so the order moves on.
+        rendering: such an edit from pure noise renders nothing, and one that crops renders only the box the editor
+        sees. The views share one noise strength. A view with an empty mask skips the editor (nothing may change)
+        but still takes its turn: ``edits_done`` counts edit turns, skipped ones included, so the order moves on.
         """
         assert self.editor is not None
-        renders, masks = {}, {}
+        low, high = self.config.strength_range
+        strength = low + (high - low) * torch.rand((), generator=self._generator).item()
+        if self.config.edit.schedule == "truncate":
+            strength = max(strength, 1.0 / self.config.edit.steps)  # at least one of its steps
+        from_noise = strength >= 1.0 and self.config.refresh_relevance == "never"  # a refresh needs the render
+        inputs, masks = {}, {}
         if self._warming_up:
             masks = {index: self._own_mask(index) for index in indices}
-        window = self._warm_up_window(list(masks.values()))
+        window = None if from_noise else self._warm_up_window(list(masks.values()))
         for index in indices:
             rgb = None
             if not self._warming_up:
@@ -305,17 +318,15 @@ class RelevanceEditPipeline(VanillaPipeline):
                     f"[yellow]View {index}: empty edit mask, editor skipped ({self.edits_skipped} skipped in this run)"
                 )
                 continue
-            if rgb is None:
+            if from_noise:
+                rgb = self.datamanager.image(index)
+            elif rgb is None:
                 rgb = self._render_rgb(index, window)
-            renders[index] = _to_chw(rgb.clamp(0.0, 1.0))
-        if renders:
-            edited = list(renders)
-            low, high = self.config.strength_range
-            strength = low + (high - low) * torch.rand((), generator=self._generator).item()
-            if self.config.edit.schedule == "truncate":
-                strength = max(strength, 1.0 / self.config.edit.steps)  # at least one of its steps
+            inputs[index] = _to_chw(rgb.clamp(0.0, 1.0))
+        if inputs:
+            edited = list(inputs)
             result = self.editor.edit(
-                torch.cat([renders[index] for index in edited]),
+                torch.cat([inputs[index] for index in edited]),
                 self.text,
                 condition=torch.cat([_to_chw(self.datamanager.original_image(index)) for index in edited]),
                 relevance=torch.cat([_to_chw(masks[index].float()) for index in edited]),  # 0/1: exact at view size
@@ -325,7 +336,7 @@ class RelevanceEditPipeline(VanillaPipeline):
             )
             for row, index in enumerate(edited):
                 change = self._update_view(
-                    index, result.images[row : row + 1], result.mask[row : row + 1], renders[index]
+                    index, result.images[row : row + 1], result.mask[row : row + 1], inputs[index]
                 )
                 if strength >= SETTLE_MIN_STRENGTH and change < self.config.settle_tolerance:
                     self.settled.add(index)
@@ -420,7 +431,8 @@ class RelevanceEditPipeline(VanillaPipeline):
         self._warming_up = step < self._field_ready
         if self.editing_paused or step < self._edits_start or (step - self._edits_start) % self.config.edit_rate:
             return
-        due = self.due_views()
+        first = self.config.first_round and step == self._edits_start and not self.edits_done
+        due = list(self._view_order) if first else self.due_views()
         for start in range(0, len(due), self.config.views_per_call):
             self.edit_views(due[start : start + self.config.views_per_call])
 

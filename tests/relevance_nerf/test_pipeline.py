@@ -29,6 +29,7 @@ def _pipeline(toy_scene, tiny_checkpoint, **changes) -> RelevanceEditPipeline:
     config.datamanager.data = toy_scene
     config.text, config.editor = TEXT, str(tiny_checkpoint)
     config.edit = type(config.edit)(steps=4, threshold=THRESHOLD)
+    changes.setdefault("first_round", False)  # the one-view schedule's tests count its turns from the first
     for key, value in changes.items():
         setattr(config, key, value)
     return config.setup(device="cpu", test_mode="val")
@@ -62,6 +63,32 @@ def _render_masks(pipeline: RelevanceEditPipeline, monkeypatch, masks: dict[int,
     monkeypatch.setattr(pipeline, "render_view", render_with_mask)
 
 
+def _record_edit_inputs(pipeline: RelevanceEditPipeline, monkeypatch) -> list[torch.Tensor]:
+    """The images of each editor call, recorded as the pipeline's edits make them."""
+    inputs = []
+    edit = pipeline.editor.edit
+
+    def recording(images, *args, **kwargs):
+        inputs.append(images)
+        return edit(images, *args, **kwargs)
+
+    monkeypatch.setattr(pipeline.editor, "edit", recording)
+    return inputs
+
+
+def _record_render_shapes(pipeline: RelevanceEditPipeline, monkeypatch) -> list[tuple[int, ...]]:
+    """The ray-bundle shape of each render the model makes (a whole view or a window of it)."""
+    shapes = []
+    render = pipeline.model.get_outputs_for_camera_ray_bundle
+
+    def recording(bundle):
+        shapes.append(tuple(bundle.shape))
+        return render(bundle)
+
+    monkeypatch.setattr(pipeline.model, "get_outputs_for_camera_ray_bundle", recording)
+    return shapes
+
+
 def test_edit_changes_the_training_image_only_inside_the_rendered_mask(pipeline, monkeypatch):
     """The model owns the edit mask (the viewer shows it): edits take it from the render, never recompute it."""
     masks = {index: _rectangle(slice(4 * index, 12 + 4 * index), slice(8, 24 + index)) for index in range(3)}
@@ -86,20 +113,14 @@ def test_views_edited_together_take_one_editor_call_and_each_changes_only_inside
     pipeline._before_step(0)  # the relevance targets; edits start after the warm-up
     masks = {index: _rectangle(slice(2 * index, 10 + 3 * index), slice(4, 20 + index)) for index in range(24)}
     _render_masks(pipeline, monkeypatch, masks)
-    batches = []
-    edit = pipeline.editor.edit
-
-    def recording(images, *args, **kwargs):
-        batches.append(images.shape[0])
-        return edit(images, *args, **kwargs)
-
-    monkeypatch.setattr(pipeline.editor, "edit", recording)
+    inputs = _record_edit_inputs(pipeline, monkeypatch)
     datamanager = pipeline.datamanager
     due = pipeline.due_views()
     assert due == pipeline._view_order[:3] and pipeline.edits_done == 0
     before = {index: datamanager.image(index).clone() for index in due}
     pipeline._before_step(pipeline._edits_start)
-    assert batches == [2, 1] and pipeline.edits_done == 3  # edit_count views, views_per_call per editor call
+    # edit_count views, views_per_call per editor call
+    assert [len(images) for images in inputs] == [2, 1] and pipeline.edits_done == 3
     for index in due:
         changed = (datamanager.image(index) != before[index]).any(dim=-1)
         assert changed[masks[index][..., 0]].any() and not changed[~masks[index][..., 0]].any()
@@ -411,7 +432,9 @@ def test_warm_up_edits_use_each_views_own_2d_map_and_later_edits_the_rendered_ma
 def test_a_warm_up_edit_that_crops_renders_only_its_box_and_edits_as_a_whole_view_render_would(
     toy_scene, tiny_checkpoint, monkeypatch
 ):
-    pipeline = _pipeline(toy_scene, tiny_checkpoint, edit_during_warmup=True, relevance_warmup_steps=10)
+    pipeline = _pipeline(  # not from pure noise: that edits the training image and renders nothing (below)
+        toy_scene, tiny_checkpoint, edit_during_warmup=True, relevance_warmup_steps=10, strength_range=(0.6, 0.6)
+    )
     pipeline.config.edit = dataclasses.replace(pipeline.config.edit, crop_margin=0.25)
     pipeline.compute_relevance_targets()
     pipeline._field_ready, pipeline._warming_up = 10, True
@@ -419,14 +442,7 @@ def test_a_warm_up_edit_that_crops_renders_only_its_box_and_edits_as_a_whole_vie
     datamanager.set_relevance(index, _rectangle(slice(6, 14), slice(10, 20)).float())  # the view's 2D map
     own = edit_mask(datamanager.relevance(index), THRESHOLD)
     box = crop_box(own.permute(2, 0, 1)[None], 0.25)
-    rendered_shapes = []
-    render = pipeline.model.get_outputs_for_camera_ray_bundle
-
-    def recording(bundle):
-        rendered_shapes.append(tuple(bundle.shape))
-        return render(bundle)
-
-    monkeypatch.setattr(pipeline.model, "get_outputs_for_camera_ray_bundle", recording)
+    rendered_shapes = _record_render_shapes(pipeline, monkeypatch)
     before, generator = datamanager.image(index).clone(), pipeline._generator.get_state()
     pipeline.edit_views([index])
     windowed = datamanager.image(index).clone()
@@ -441,3 +457,51 @@ def test_a_warm_up_edit_that_crops_renders_only_its_box_and_edits_as_a_whole_vie
     pipeline.edit_views([index])
     assert rendered_shapes[-1] == tuple(own.shape[:2])
     assert torch.allclose(datamanager.image(index), windowed, atol=2 / 255)
+
+
+@pytest.mark.parametrize("warming_up", [True, False], ids=["warm-up", "warmed-up"])
+def test_an_edit_from_pure_noise_edits_the_training_image_and_renders_only_for_its_mask(
+    toy_scene, tiny_checkpoint, monkeypatch, warming_up
+):
+    pipeline = _pipeline(toy_scene, tiny_checkpoint, edit_during_warmup=True, relevance_warmup_steps=10)
+    assert pipeline.config.strength_range == (1.0, 1.0)  # the toy preset's
+    pipeline.compute_relevance_targets()
+    pipeline._field_ready, pipeline._warming_up = 10, warming_up
+    index, datamanager = pipeline._view_order[0], pipeline.datamanager
+    datamanager.set_image(index, datamanager.image(index).flip(0))  # the training image differs from any render
+    rendered = _rectangle(slice(4, 20), slice(8, 24))
+    if not warming_up:
+        _render_masks(pipeline, monkeypatch, {index: rendered})
+    mask = edit_mask(datamanager.relevance(index), THRESHOLD) if warming_up else rendered
+    renders = _record_render_shapes(pipeline, monkeypatch)
+    inputs = _record_edit_inputs(pipeline, monkeypatch)
+    before = datamanager.image(index).clone()
+    pipeline.edit_views([index])
+    assert renders == ([] if warming_up else [tuple(mask.shape[:2])])  # after the warm-up: the mask's render only
+    assert len(inputs) == 1 and torch.equal(inputs[0][0], before.permute(2, 0, 1))
+    changed = (datamanager.image(index) != before).any(dim=-1)
+    assert changed.any() and not changed[~mask[..., 0]].any()
+
+
+def test_first_round_edits_every_view_at_the_first_edit_step_then_follows_the_schedule(
+    toy_scene, tiny_checkpoint, monkeypatch
+):
+    pipeline = _pipeline(
+        toy_scene, tiny_checkpoint, first_round=True, edit_during_warmup=True, relevance_warmup_steps=10,
+        views_per_call=3,
+    )  # fmt: skip
+    inputs = _record_edit_inputs(pipeline, monkeypatch)
+    datamanager = pipeline.datamanager
+    before = datamanager.image(slice(None)).clone()
+    pipeline._before_step(0)  # the relevance targets, then every view
+    views = datamanager.num_views
+    assert views > 3 and pipeline.edits_done == views
+    batches = [len(images) for images in inputs]
+    assert max(batches) <= 3 and sum(batches) + pipeline.edits_skipped == views
+    own = torch.stack([edit_mask(datamanager.relevance(index), THRESHOLD) for index in range(views)])[..., 0]
+    changed = (datamanager.image(slice(None)) != before).any(dim=-1)
+    assert sum(batches) > views / 2 and not changed[~own].any()
+    assert all(changed[index].any() for index in range(views) if own[index].any())
+    for step in range(1, pipeline.config.edit_rate + 1):
+        pipeline._before_step(step)
+    assert pipeline.edits_done == views + 1 and pipeline.next_view() == pipeline._view_order[1]  # one per edit_rate
