@@ -29,7 +29,6 @@ def _pipeline(toy_scene, tiny_checkpoint, **changes) -> RelevanceEditPipeline:
     config.datamanager.data = toy_scene
     config.text, config.editor = TEXT, str(tiny_checkpoint)
     config.edit = type(config.edit)(steps=4, threshold=THRESHOLD)
-    changes.setdefault("first_round", False)  # the one-view schedule's tests count its turns from the first
     for key, value in changes.items():
         setattr(config, key, value)
     return config.setup(device="cpu", test_mode="val")
