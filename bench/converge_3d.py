@@ -51,10 +51,13 @@ SCHEDULES = {
     BASELINE: INSTRUCT_NERF2NERF_OPTIONS + WHOLE_VIEW,
     "threshold 0 at the preset's edit settings (1 view / 10 steps)": WHOLE_VIEW + ["--pipeline.edit-rate", "10"],
     "relevance-edit-tiny at the issue's filing (1 view / 5 steps, whole view, 20 DDIM steps, no warm-up edits)": NO_CROP
-    + ["--pipeline.edit.steps", "20", "--pipeline.edit-during-warmup", "False"],
-    "relevance-edit-tiny as shipped (1 view / 5 steps, crop 1.0, 10 DDIM steps, edits during warm-up)": [],
+    + ["--pipeline.edit.steps", "20", "--pipeline.edit-during-warmup", "False", "--pipeline.mask-downscale", "1"],
+    "relevance-edit-tiny as shipped (1 view / 5 steps, crop 1.0, 10 DDIM steps, edits during warm-up, masks at 1/2 "
+    "resolution)": [],
     "relevance-edit-tiny as shipped, 2 views / 5 steps": ["--pipeline.edit-count", "2"],
     "relevance-edit-tiny as shipped, 4 views / 5 steps": ["--pipeline.edit-count", "4"],
+    "relevance-edit-tiny as shipped, masks rendered at full resolution": ["--pipeline.mask-downscale", "1"],
+    "relevance-edit-tiny as shipped, masks rendered at 1/3 resolution": ["--pipeline.mask-downscale", "3"],
     "relevance-edit-tiny as shipped, first round, then 1 view / 10 steps": FIRST_ROUND + ["--pipeline.edit-rate", "10"],
     "relevance-edit-tiny as shipped, first round, then 1 view / 5 steps": FIRST_ROUND,
     "relevance, IN2N (1 view / 10 steps)": ["--pipeline.edit-rate", "10"] + NO_CROP,
@@ -86,7 +89,8 @@ pure noise (strength 1.0, ``TOY_STRENGTH_RANGE``). Rounds: every view in turn, a
 changed them by less than 0.02 are not edited again. Crop: the editor sees the mask's box with a margin of 0.25 of
 its side (the preset's: 1.0). Edits during warm-up: from the first step, under each view's own 2D relevance map
 until the field has warmed up (with crop, only the box the editor sees is rendered). First round: every view
-edited once at the first edit step, then the schedule. At the issue's filing: the preset's schedule then (whole
+edited once at the first edit step, then the schedule. Masks at 1/n resolution: after the warm-up, an edit from
+pure noise renders its view's relevance on a grid n times coarser, upsampled to the mask. At the issue's filing: the preset's schedule then (whole
 views, 20 DDIM steps, no warm-up edits) with today's editor and strength."""
 MIN_SUCCESS = 0.9
 

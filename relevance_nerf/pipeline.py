@@ -83,6 +83,9 @@ class RelevanceEditPipelineConfig(VanillaPipelineConfig):
     0: edit every view to the end (IN2N)."""
     refresh_relevance: Literal["never", "on-edit"] = "never"
     """Keep each view's 2D relevance target from the warm-up, or recompute it against the render at each edit."""
+    mask_downscale: int = 1
+    """Edits from pure noise need a view's rendered mask but not its colours: its relevance is rendered at
+    1/this of the view's resolution (this squared fewer rays) and upsampled. 1: rendered at full resolution."""
     views_per_call: int = 4
     """Views per editor call, for the 2D relevance targets and for edits of several views at once (edit_count > 1):
     one batch fills a GPU better than one view at a time."""
@@ -93,10 +96,11 @@ class RelevanceEditPipelineConfig(VanillaPipelineConfig):
         low, high = self.strength_range
         if not 0.0 < low <= high <= 1.0:
             raise ValueError(f"strength_range must satisfy 0 < low <= high <= 1, got {self.strength_range}")
-        if self.edit_rate < 1 or self.edit_count < 1 or self.views_per_call < 1 or self.relevance_warmup_steps < 0:
-            raise ValueError(
-                "edit_rate, edit_count and views_per_call must be at least 1 and relevance_warmup_steps at least 0"
-            )
+        for name in ("edit_rate", "edit_count", "views_per_call", "mask_downscale"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if self.relevance_warmup_steps < 0:
+            raise ValueError(f"relevance_warmup_steps must be at least 0, got {self.relevance_warmup_steps}")
         if self.settle_tolerance < 0:
             raise ValueError(f"settle_tolerance must be non-negative, got {self.settle_tolerance:g}")
         check_resolution(self.edit_resolution)
@@ -281,6 +285,12 @@ class RelevanceEditPipeline(VanillaPipeline):
         return self.model.get_outputs_for_training_view(self.datamanager.train_dataset.cameras, index, window)
 
     @torch.no_grad()
+    def render_mask(self, index: int) -> Bool[Tensor, "h w 1"]:
+        """Training view ``index``'s edit mask alone, its relevance rendered at 1/``mask_downscale`` resolution."""
+        cameras = self.datamanager.train_dataset.cameras
+        return self.model.get_edit_mask_for_training_view(cameras, index, self.config.mask_downscale)
+
+    @torch.no_grad()
     def edit_view(self, index: int) -> Bool[Tensor, "h w 1"]:
         """Edit one training view under its rendered relevance mask; returns the mask."""
         return self.edit_views([index])[0]
@@ -291,10 +301,10 @@ class RelevanceEditPipeline(VanillaPipeline):
 
         The editor starts from the view's render noised to a random strength (IN2N). From pure noise (strength 1)
         the render would only be the background that the masked edit keeps outside the mask; the view's training
-        image, into which the edit is written, is that background exactly, so it is edited instead of a render.
-        While the field warms up (``edit_during_warmup``) the masks are the views' own 2D maps, known before
-        rendering: such an edit from pure noise renders nothing, and one that crops renders only the box the editor
-        sees. The views share one noise strength. A view with an empty mask skips the editor (nothing may change)
+        image, into which the edit is written, is that background exactly, so it is edited instead of a render,
+        and only the mask is rendered (``render_mask``). While the field warms up (``edit_during_warmup``) the
+        masks are the views' own 2D maps, known before rendering: such an edit from pure noise renders nothing,
+        and one that crops renders only the box the editor sees. The views share one noise strength. A view with an empty mask skips the editor (nothing may change)
         but still takes its turn: ``edits_done`` counts edit turns, skipped ones included, so the order moves on.
         """
         assert self.editor is not None
@@ -309,7 +319,9 @@ class RelevanceEditPipeline(VanillaPipeline):
         window = None if from_noise else self._warm_up_window(list(masks.values()))
         for index in indices:
             rgb = None
-            if not self._warming_up:
+            if not self._warming_up and from_noise:
+                masks[index] = self.render_mask(index)
+            elif not self._warming_up:
                 outputs = self.render_view(index)
                 masks[index], rgb = outputs[EDIT_MASK].bool(), outputs["rgb"]
             if not masks[index].any():

@@ -15,7 +15,7 @@ from nerfstudio.utils.eval_utils import eval_setup
 
 from editaction import Editor
 from editaction.editor import crop_box
-from relevance_nerf.model import EDIT_MASK, RELEVANCE
+from relevance_nerf.model import EDIT_MASK, RELEVANCE, coarse_pixel_centres
 from relevance_nerf.pipeline import RelevanceEditPipeline
 from relevance_nerf.relevance_field import edit_mask
 from tests.relevance_nerf.conftest import TEXT
@@ -50,7 +50,6 @@ def _rectangle(rows: slice, columns: slice, size: int = 32) -> torch.Tensor:
 def _render_masks(pipeline: RelevanceEditPipeline, monkeypatch, masks: dict[int, torch.Tensor]) -> None:
     """Views render the given edit masks (an untrained relevance head renders a near-constant map, whose
     normalised mask is noise), each different from the model's own."""
-    render_view = pipeline.render_view
 
     def render_with_mask(index, window=None):
         outputs = render_view(index, window)
@@ -59,7 +58,13 @@ def _render_masks(pipeline: RelevanceEditPipeline, monkeypatch, masks: dict[int,
         assert not torch.equal(outputs[EDIT_MASK].bool(), masks[index])
         return {**outputs, EDIT_MASK: masks[index].float()}
 
+    def mask_only(index):
+        assert not torch.equal(render_mask(index), masks[index])
+        return masks[index]
+
+    render_view, render_mask = pipeline.render_view, pipeline.render_mask
     monkeypatch.setattr(pipeline, "render_view", render_with_mask)
+    monkeypatch.setattr(pipeline, "render_mask", mask_only)  # edits from pure noise render only the mask
 
 
 def _record_edit_inputs(pipeline: RelevanceEditPipeline, monkeypatch) -> list[torch.Tensor]:
@@ -161,12 +166,13 @@ def test_a_view_whose_strong_edit_stopped_changing_settles_and_later_turns_pass_
     assert not pipeline.settled
 
 
-def test_settle_tolerance_and_views_per_call_are_checked():
+def test_settle_tolerance_views_per_call_and_mask_downscale_are_checked():
     config = relevance_edit_tiny.config.pipeline
     with pytest.raises(ValueError, match="settle_tolerance must be non-negative"):
         dataclasses.replace(config, settle_tolerance=-0.1)
-    with pytest.raises(ValueError, match="views_per_call must be at least 1"):
-        dataclasses.replace(config, views_per_call=0)
+    for name in ("views_per_call", "mask_downscale"):
+        with pytest.raises(ValueError, match=f"{name} must be at least 1"):
+            dataclasses.replace(config, **{name: 0})
 
 
 def test_threshold_zero_edits_the_whole_view_as_instruct_nerf2nerf(toy_scene, tiny_checkpoint):
@@ -328,6 +334,38 @@ def test_edits_render_the_rays_that_train_their_view(corrected_pipeline, monkeyp
         assert all(bool((bundle.camera_indices == index).all()) for bundle in rendered)
 
 
+def test_a_mask_render_at_full_resolution_is_the_full_renders_mask_and_a_coarser_one_renders_fewer_rays(
+    corrected_pipeline, monkeypatch
+):
+    """Both render view i's training rays (pose correction, embedding): downscale 1 reproduces its mask exactly."""
+    model, cameras = corrected_pipeline.model, corrected_pipeline.datamanager.train_dataset.cameras
+    for index in (3, 6):
+        full = corrected_pipeline.render_view(index)[EDIT_MASK].bool()
+        assert torch.equal(model.get_edit_mask_for_training_view(cameras, index, 1), full)
+    bundles = []
+    get_outputs = model.get_outputs
+    monkeypatch.setattr(model, "get_outputs", lambda bundle: bundles.append(bundle) or get_outputs(bundle))
+    coarse = model.get_edit_mask_for_training_view(cameras, 3, 2)
+    assert coarse.shape == full.shape and coarse.dtype == torch.bool and coarse.any()
+    assert sum(bundle.shape[0] for bundle in bundles) == full.numel() // 4
+    assert all(bool((bundle.camera_indices == 3).all()) for bundle in bundles)
+
+
+@pytest.mark.parametrize(("height", "width", "downscale"), [(32, 32, 2), (30, 45, 4), (9, 7, 3)])
+def test_coarse_pixel_centres_are_where_bilinear_upsampling_puts_their_values(height, width, downscale):
+    """A linear image sampled at the coarse centres and upsampled is the image at the full grid's centres (away
+    from the border, where bilinear upsampling clamps)."""
+    coarse = coarse_pixel_centres(height, width, downscale)
+    linear = lambda yx: 2.0 * yx[..., 0] - 3.0 * yx[..., 1]  # noqa: E731
+    upsampled = torch.nn.functional.interpolate(
+        linear(coarse)[None, None], size=(height, width), mode="bilinear", align_corners=False
+    )[0, 0]
+    rows, columns = torch.meshgrid(torch.arange(height) + 0.5, torch.arange(width) + 0.5, indexing="ij")
+    expected = linear(torch.stack([rows, columns], dim=-1))
+    inner = (slice(downscale, height - downscale), slice(downscale, width - downscale))
+    assert torch.allclose(upsampled[inner], expected[inner], atol=1e-4)
+
+
 def test_edits_render_the_appearance_embedding_of_their_view(corrected_pipeline):
     weights = corrected_pipeline.model.field.embedding_appearance.embedding.weight
     saved = weights.detach().clone()
@@ -458,11 +496,15 @@ def test_a_warm_up_edit_that_crops_renders_only_its_box_and_edits_as_a_whole_vie
     assert torch.allclose(datamanager.image(index), windowed, atol=2 / 255)
 
 
-@pytest.mark.parametrize("warming_up", [True, False], ids=["warm-up", "warmed-up"])
+@pytest.mark.parametrize(
+    ("warming_up", "mask_downscale"), [(True, 1), (False, 1), (False, 2)], ids=["warm-up", "warmed-up", "coarse-mask"]
+)
 def test_an_edit_from_pure_noise_edits_the_training_image_and_renders_only_for_its_mask(
-    toy_scene, tiny_checkpoint, monkeypatch, warming_up
+    toy_scene, tiny_checkpoint, monkeypatch, warming_up, mask_downscale
 ):
-    pipeline = _pipeline(toy_scene, tiny_checkpoint, edit_during_warmup=True, relevance_warmup_steps=10)
+    pipeline = _pipeline(
+        toy_scene, tiny_checkpoint, edit_during_warmup=True, relevance_warmup_steps=10, mask_downscale=mask_downscale
+    )
     assert pipeline.config.strength_range == (1.0, 1.0)  # the toy preset's
     pipeline.compute_relevance_targets()
     pipeline._field_ready, pipeline._warming_up = 10, warming_up
@@ -476,7 +518,9 @@ def test_an_edit_from_pure_noise_edits_the_training_image_and_renders_only_for_i
     inputs = _record_edit_inputs(pipeline, monkeypatch)
     before = datamanager.image(index).clone()
     pipeline.edit_views([index])
-    assert renders == ([] if warming_up else [tuple(mask.shape[:2])])  # after the warm-up: the mask's render only
+    height, width = mask.shape[:2]
+    # after the warm-up: only the mask's render, mask_downscale times coarser (in _render_masks' check)
+    assert renders == ([] if warming_up else [(height // mask_downscale, width // mask_downscale)])
     assert len(inputs) == 1 and torch.equal(inputs[0][0], before.permute(2, 0, 1))
     changed = (datamanager.image(index) != before).any(dim=-1)
     assert changed.any() and not changed[~mask[..., 0]].any()
