@@ -88,10 +88,10 @@ pure noise (strength 1.0, ``TOY_STRENGTH_RANGE``). Rounds: every view in turn, a
 (all views every 2.5k of 30k steps), here every 50 steps, 4 views per editor call. Settle: views whose strong edit
 changed them by less than 0.02 are not edited again. Crop: the editor sees the mask's box with a margin of 0.25 of
 its side (the preset's: 1.0). Edits during warm-up: from the first step, under each view's own 2D relevance map
-until the field has warmed up (with crop, only the box the editor sees is rendered). First round: every view
-edited once at the first edit step, then the schedule. Masks at 1/n resolution: after the warm-up, an edit from
-pure noise renders its view's relevance on a grid n times coarser, upsampled to the mask. At the issue's filing: the preset's schedule then (whole
-views, 20 DDIM steps, no warm-up edits) with today's editor and strength."""
+until the field has warmed up (with crop, only the box the editor sees is rendered). First round: every view edited
+once at the first edit step, then the schedule. Masks at 1/n resolution: after the warm-up, an edit from pure noise
+renders its view's relevance on a grid n times coarser, upsampled to the mask. At the issue's filing: the preset's
+schedule then (whole views, 20 DDIM steps, no warm-up edits) with today's editor and strength."""
 MIN_SUCCESS = 0.9
 
 

@@ -2,11 +2,14 @@
 
     python bench/nerf_3d.py                                   # tiny presets on the toy scene (CPU: minutes)
     python bench/nerf_3d.py --preset full --editor-arch sd15   # nerfacto sizes, SD-1.5-size editor (GPU)
+    python bench/nerf_3d.py --size 192 --edit-resolution 64 --strength-range 0.02 0.98   # render at working size
 
 Both trainers are built in this process on the same scene and their iterations are
 interleaved in blocks, so machine load hits both alike. Rows: a nerfacto iteration;
 a relevance-edit iteration without an edit (the relevance field's overhead); one with
-an edit (render + 2D edit + buffer update); the one-off 2D relevance pass over all views.
+an edit (render + 2D edit + buffer update); the one-off 2D relevance pass over all views. With
+``--edit-resolution`` below the views' size, the same edits with their colours rendered at the view's size (as
+before edits rendered at the editor's working size) are interleaved with them: one more row.
 Editor weights are random (speed and memory do not depend on their values).
 """
 
@@ -45,12 +48,26 @@ class BenchArgs:
     edits: int = 3
     """Timed iterations that include an edit."""
     device: str | None = None
+    edit_resolution: int | None = None
+    """The editor's working long side (default: the preset's). Below ``--size``, an edit that renders its view's
+    colours renders them at this size: the bench then also times the same edits rendered at the view's size."""
+    strength_range: tuple[float, float] | None = None
+    """Edit strengths (default: the preset's; the tiny preset's pure noise renders no colours, IN2N's 0.02 0.98
+    does)."""
 
 
-def bench_configs(preset: str, data: Path, editor: Path, device: str, out: Path):
+VIEW_SIZE_RENDER = "relevance-edit + edit, colours rendered at the view's size"
+
+
+def bench_configs(args: BenchArgs, data: Path, editor: Path, device: str, out: Path):
     """nerfacto and relevance-edit configs that differ only in the relevance parts; edits are triggered by hand."""
+    preset = args.preset
     edit = copy.deepcopy((relevance_edit_tiny if preset == "tiny" else relevance_edit).config)
     edit.pipeline.text, edit.pipeline.editor = "make the red cube blue", str(editor)
+    if args.edit_resolution is not None:
+        edit.pipeline.edit_resolution = args.edit_resolution
+    if args.strength_range is not None:
+        edit.pipeline.strength_range = args.strength_range
     edit.pipeline.relevance_warmup_steps = 0
     edit.pipeline.edit_rate = 10**9  # edits are triggered explicitly below
     # nerfacto of the same sizes: only the relevance parts (head, datamanager buffers, edits) differ.
@@ -87,7 +104,7 @@ def main() -> None:
         data = args.data or write_scene(tmp / "scene", SceneSpec(size=args.size)).parent
         arch = SD15_ARCHITECTURE if args.editor_arch == "sd15" else IP2PArchitecture()
         editor = save_pipeline(build_pipeline(arch), tmp / "editor")
-        base_config, edit_config = bench_configs(args.preset, data, editor, device, tmp / "runs")
+        base_config, edit_config = bench_configs(args, data, editor, device, tmp / "runs")
         base, edit = build_trainer(base_config), build_trainer(edit_config)
 
         pipeline = edit.pipeline
@@ -110,19 +127,35 @@ def main() -> None:
             "relevance-edit": peak_memory_mib(lambda s=step + 1: run_iteration(edit, s), device),
         }
         step += 2
-        for _ in range(args.edits):
 
-            def edit_iteration(s=step):
-                pipeline.edit_view(pipeline.next_view())
-                run_iteration(edit, s)
+        def edit_iteration(s: int) -> None:
+            pipeline.edit_view(pipeline.next_view())
+            run_iteration(edit, s)
 
-            times["relevance-edit + edit"].append(seconds(edit_iteration, device))
+        working_grid = pipeline._edit_grid
+        at_view_size = VIEW_SIZE_RENDER if args.edit_resolution is not None else None
+        if at_view_size:
+            times[at_view_size] = []
+        for _ in range(args.edits):  # with --edit-resolution, interleaved with the same edits rendered at view size
+            times["relevance-edit + edit"].append(seconds(lambda s=step: edit_iteration(s), device))
             step += 1
+            if at_view_size:
+                pipeline._edit_grid = lambda size, colours: size if colours else working_grid(size, colours)
+                times[at_view_size].append(seconds(lambda s=step: edit_iteration(s), device))
+                pipeline._edit_grid = working_grid
+                step += 1
         peaks["relevance-edit + edit"] = peak_memory_mib(lambda s=step: edit_iteration(s), device)
+        if at_view_size:
+            pipeline._edit_grid = lambda size, colours: size if colours else working_grid(size, colours)
+            peaks[at_view_size] = peak_memory_mib(lambda s=step + 1: edit_iteration(s), device)
 
     medians = {name: statistics.median(values) for name, values in times.items()}
     rays = edit_config.pipeline.datamanager.train_num_rays_per_batch
-    print(f"\npreset {args.preset}, editor {args.editor_arch}, {rays} rays/iteration, device {device}")
+    print(
+        f"\npreset {args.preset}, editor {args.editor_arch}, {rays} rays/iteration, device {device}, views "
+        f"{args.size} px, edit resolution {edit_config.pipeline.edit_resolution}, strengths "
+        f"{edit_config.pipeline.strength_range}"
+    )
     print(f"2D relevance of all {pipeline.datamanager.num_views} training views (once): {relevance_seconds:.2f} s")
     print("| iteration | median s | x nerfacto | peak extra MiB | x nerfacto |")
     print("|---|---|---|---|---|")

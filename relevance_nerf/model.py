@@ -13,8 +13,7 @@ import math
 from dataclasses import dataclass, field
 
 import torch
-import torch.nn.functional as F
-from jaxtyping import Bool, Float
+from jaxtyping import Float
 from nerfstudio.cameras.cameras import Cameras
 from nerfstudio.cameras.rays import RayBundle, RaySamples
 from nerfstudio.fields.nerfacto_field import NerfactoField
@@ -42,13 +41,12 @@ def current_head_key(key: str, prefix: str = "") -> str:
     return key
 
 
-def coarse_pixel_centres(height: int, width: int, downscale: int) -> Float[Tensor, "h w 2"]:
-    """(y, x) image coordinates, as nerfstudio's, of the pixel centres of a grid ``downscale`` times coarser than
-    ``height`` x ``width`` and spanning the same image: where bilinear upsampling (``align_corners=False``) to
-    ``height`` x ``width`` expects its values."""
-    coarse = (max(round(height / downscale), 1), max(round(width / downscale), 1))
-    rows = (torch.arange(coarse[0]) + 0.5) * (height / coarse[0])
-    columns = (torch.arange(coarse[1]) + 0.5) * (width / coarse[1])
+def grid_pixel_centres(height: int, width: int, grid: tuple[int, int]) -> Float[Tensor, "rows columns 2"]:
+    """(y, x) image coordinates, as nerfstudio's, of the pixel centres of a ``grid`` (rows, columns) spanning a
+    ``height`` x ``width`` image: where bilinear resizing (``align_corners=False``) between the two sizes puts a
+    pixel's value. A grid of the image's own size gives its pixel centres."""
+    rows = (torch.arange(grid[0]) + 0.5) * (height / grid[0])
+    columns = (torch.arange(grid[1]) + 0.5) * (width / grid[1])
     return torch.stack(torch.meshgrid(rows, columns, indexing="ij"), dim=-1)
 
 
@@ -158,8 +156,8 @@ class RelevanceNerfactoModel(OfflineNerfactoModel):
     def get_outputs_for_camera_ray_bundle(self, camera_ray_bundle: RayBundle) -> dict[str, Tensor]:
         """A full view; adds the binary ``edit_mask`` (it needs the whole view to normalise relevance).
 
-        The viewer shows this mask and the pipeline's edits use it (edits from pure noise, which need no colours,
-        may take it from a coarser render: ``get_edit_mask_for_training_view``).
+        The viewer shows this mask; the pipeline's edits threshold the relevance of views they render on a
+        coarser grid after upsampling it to the view's size instead (``edit_mask``'s ``size``).
         """
         outputs = super().get_outputs_for_camera_ray_bundle(camera_ray_bundle)
         outputs[EDIT_MASK] = edit_mask(outputs[RELEVANCE], self.config.edit_mask_threshold).float()
@@ -167,39 +165,31 @@ class RelevanceNerfactoModel(OfflineNerfactoModel):
 
     @torch.no_grad()
     def get_outputs_for_training_view(
-        self, cameras: Cameras, index: int, window: tuple[int, int, int, int] | None = None
+        self,
+        cameras: Cameras,
+        index: int,
+        window: tuple[int, int, int, int] | None = None,
+        grid: tuple[int, int] | None = None,
     ) -> dict[str, Tensor]:
         """Training view ``index`` of ``cameras`` as its training rays see it, in eval mode (no sampling jitter).
 
         ``get_outputs_for_camera`` gives the rays camera index 0, no camera-optimiser correction outside
         training, and the field a zero (or mean) appearance embedding. Here the rays carry ``index``, get the
         optimiser's correction of that view exactly as training applies it, and the field embeds ``index``.
-        ``window`` (top, bottom, left, right) renders only those pixels (its ``edit_mask`` is the window's own).
+        ``window`` (top, bottom, left, right) renders only those pixels (its ``edit_mask`` is the window's own);
+        ``grid`` (rows, columns) renders one ray through each pixel centre of a grid of that size spanning the
+        view instead of one per pixel: the view as an image of that size (``grid_pixel_centres``).
         """
-        rays = cameras.to(self.device).generate_rays(camera_indices=index, keep_shape=True)
+        cameras = cameras.to(self.device)
+        coords = None
+        if grid is not None:
+            coords = grid_pixel_centres(int(cameras.height[index]), int(cameras.width[index]), grid)
+        rays = cameras.generate_rays(
+            camera_indices=index, coords=None if coords is None else coords.to(self.device), keep_shape=True
+        )
         if window is not None:
             top, bottom, left, right = window
             rays = rays[top:bottom, left:right]
-        return self._render_training_rays(rays)
-
-    @torch.no_grad()
-    def get_edit_mask_for_training_view(self, cameras: Cameras, index: int, downscale: int) -> Bool[Tensor, "h w 1"]:
-        """The ``edit_mask`` of training view ``index`` with its relevance rendered at 1/``downscale`` of the
-        view's resolution and upsampled bilinearly: ``downscale``² fewer rays where only the mask is needed.
-
-        The rays pass through the centres of the coarse grid's pixels, where bilinear upsampling (half-pixel
-        centres) puts their values back; ``downscale`` 1 is the full render's mask.
-        """
-        cameras = cameras.to(self.device)
-        height, width = int(cameras.height[index]), int(cameras.width[index])
-        coords = coarse_pixel_centres(height, width, downscale).to(self.device)
-        rays = cameras.generate_rays(camera_indices=index, coords=coords, keep_shape=True)
-        relevance = self._render_training_rays(rays)[RELEVANCE].permute(2, 0, 1)[None].float()
-        upsampled = F.interpolate(relevance, size=(height, width), mode="bilinear", align_corners=False)
-        return edit_mask(upsampled[0].permute(1, 2, 0), self.config.edit_mask_threshold)
-
-    def _render_training_rays(self, rays: RayBundle) -> dict[str, Tensor]:
-        """Render rays of one training view (camera indices set) as training sees them, in eval mode."""
         flat = rays.flatten()
         self.camera_optimizer.apply_to_raybundle(flat)
         was_training = self.training

@@ -5,9 +5,10 @@ the relevance field learn them for ``relevance_warmup_steps`` before its masks a
 (Watch Your Steps edits from the first step, with masks from an untrained field; here
 ``edit_during_warmup`` edits under each view's own 2D map meanwhile). Stage 2
 edits ``edit_count`` views every ``edit_rate`` steps (Instruct-NeRF2NeRF's iterative
-dataset update): render the view, binarize its rendered relevance, edit the render with
-the one shared ``editaction.Editor`` conditioned on the original photo, and write the
-result into the training images inside the mask only; ``first_round`` edits every view
+dataset update): render the view (at the editor's working size: it sees no more), binarize
+its rendered relevance upsampled to the view, edit the render with the one shared
+``editaction.Editor`` conditioned on the original photo, and write the result into the
+training images inside the mask only; ``first_round`` edits every view
 once at the first edit step. With ``settle_tolerance`` a view whose edit no longer changes
 its masked pixels is not edited again.
 
@@ -37,11 +38,11 @@ from torch.cuda.amp.grad_scaler import GradScaler
 from editaction import INSTRUCT_PIX2PIX, EditConfig, Editor, EditorLoadError, RelevanceConfig
 from editaction.editor import crop_box
 from editaction.masking import composite
-from editaction.resize import check_resolution
+from editaction.resize import check_resolution, resize, restore_size, working_size
 from relevance_nerf.datamanager import RelevanceEditDataManager, RelevanceEditDataManagerConfig
 from relevance_nerf.edit_store import EditStore
 from relevance_nerf.errors import RelevanceEditError
-from relevance_nerf.model import EDIT_MASK, RelevanceNerfactoModel, RelevanceNerfactoModelConfig
+from relevance_nerf.model import RELEVANCE, RelevanceNerfactoModel, RelevanceNerfactoModelConfig
 from relevance_nerf.relevance_field import edit_mask
 
 
@@ -84,8 +85,9 @@ class RelevanceEditPipelineConfig(VanillaPipelineConfig):
     refresh_relevance: Literal["never", "on-edit"] = "never"
     """Keep each view's 2D relevance target from the warm-up, or recompute it against the render at each edit."""
     mask_downscale: int = 1
-    """Edits from pure noise need a view's rendered mask but not its colours: its relevance is rendered at
-    1/this of the view's resolution (this squared fewer rays) and upsampled. 1: rendered at full resolution."""
+    """Edits from pure noise and edits that crop need a view's rendered mask but not its colours: its relevance is
+    rendered this many times coarser than the view (this squared fewer rays; at most at the editor's working size)
+    and upsampled. 1: the view's resolution, or the working size when that is smaller."""
     views_per_call: int = 4
     """Views per editor call, for the 2D relevance targets and for edits of several views at once (edit_count > 1):
     one batch fills a GPU better than one view at a time."""
@@ -276,19 +278,40 @@ class RelevanceEditPipeline(VanillaPipeline):
     # ---- stage 2: edits -----------------------------------------------------------------------
 
     @torch.no_grad()
-    def render_view(self, index: int, window: tuple[int, int, int, int] | None = None) -> dict[str, Tensor]:
-        """Render training view ``index`` (or its ``window``) with its optimised pose and appearance embedding.
+    def render_view(
+        self, index: int, window: tuple[int, int, int, int] | None = None, grid: tuple[int, int] | None = None
+    ) -> dict[str, Tensor]:
+        """Render training view ``index`` (or its ``window``, or on a ``grid`` spanning it) with its optimised pose
+        and appearance embedding (``RelevanceNerfactoModel.get_outputs_for_training_view``).
 
         The edit is composited into the view's training image, whose rays see both: a render without them
         would misalign the edit against the image it overwrites (seams, doubled edges on real captures).
         """
-        return self.model.get_outputs_for_training_view(self.datamanager.train_dataset.cameras, index, window)
+        return self.model.get_outputs_for_training_view(self.datamanager.train_dataset.cameras, index, window, grid)
 
     @torch.no_grad()
-    def render_mask(self, index: int) -> Bool[Tensor, "h w 1"]:
-        """Training view ``index``'s edit mask alone, its relevance rendered at 1/``mask_downscale`` resolution."""
-        cameras = self.datamanager.train_dataset.cameras
-        return self.model.get_edit_mask_for_training_view(cameras, index, self.config.mask_downscale)
+    def render_for_edit(self, index: int, colours: bool) -> tuple[Bool[Tensor, "h w 1"], Tensor | None]:
+        """One render of view ``index`` for an edit: its edit mask at the view's size and, with ``colours``, its
+        render at the editor's working size (``_edit_grid``): the editor sees no more pixels than that."""
+        size = self._view_size(index)
+        outputs = self.render_view(index, grid=self._edit_grid(size, colours))
+        mask = edit_mask(outputs[RELEVANCE], self.config.edit.threshold, size=size)
+        return mask, outputs["rgb"] if colours else None
+
+    def _edit_grid(self, size: tuple[int, int], colours: bool) -> tuple[int, int]:
+        """The grid a view of ``size`` is rendered on for an edit. Colours: the editor's working size (the view's
+        own when the relevance is refreshed from the render, which takes the photo at the view's size). The mask
+        alone: that size or ``mask_downscale`` times coarser than the view, whichever is coarser."""
+        if colours and self.config.refresh_relevance == "on-edit":
+            return size
+        working = working_size(size, self.config.edit_resolution)
+        if colours:
+            return working
+        downscale = self.config.mask_downscale
+        return tuple(min(side, max(round(full / downscale), 1)) for side, full in zip(working, size, strict=True))
+
+    def _view_size(self, index: int) -> tuple[int, int]:
+        return tuple(self.datamanager.original_image(index).shape[:2])
 
     @torch.no_grad()
     def edit_view(self, index: int) -> Bool[Tensor, "h w 1"]:
@@ -299,13 +322,15 @@ class RelevanceEditPipeline(VanillaPipeline):
     def edit_views(self, indices: Sequence[int]) -> list[Bool[Tensor, "h w 1"]]:
         """Edit training views under their rendered relevance masks in one editor call; returns their masks.
 
-        The editor starts from the view's render noised to a random strength (IN2N). From pure noise (strength 1)
-        the render would only be the background that the masked edit keeps outside the mask; the view's training
-        image, into which the edit is written, is that background exactly, so it is edited instead of a render,
-        and only the mask is rendered (``render_mask``). While the field warms up (``edit_during_warmup``) the
-        masks are the views' own 2D maps, known before rendering: such an edit from pure noise renders nothing,
-        and one that crops renders only the box the editor sees. The views share one noise strength. A view with an empty mask skips the editor (nothing may change)
-        but still takes its turn: ``edits_done`` counts edit turns, skipped ones included, so the order moves on.
+        The editor starts from the view's render noised to a random strength (IN2N), rendered at the editor's
+        working size (``edit_resolution``) with the mask, or, when the edit crops, only in the box the editor sees.
+        From pure noise (strength 1) the render would only be the background that the masked edit keeps outside
+        the mask; the view's training image, into which the edit is written, is that background exactly, so it is
+        edited instead of a render, and only the mask is rendered (``mask_downscale``). While the field warms up
+        (``edit_during_warmup``) the masks are the views' own 2D maps, known before rendering: such an edit from
+        pure noise renders nothing. The views share one noise strength. A view with an empty mask skips the editor
+        (nothing may change) but still takes its turn: ``edits_done`` counts edit turns, skipped ones included, so
+        the order moves on.
         """
         assert self.editor is not None
         low, high = self.config.strength_range
@@ -313,66 +338,68 @@ class RelevanceEditPipeline(VanillaPipeline):
         if self.config.edit.schedule == "truncate":
             strength = max(strength, 1.0 / self.config.edit.steps)  # at least one of its steps
         from_noise = strength >= 1.0 and self.config.refresh_relevance == "never"  # a refresh needs the render
-        inputs, masks = {}, {}
-        if self._warming_up:
-            masks = {index: self._own_mask(index) for index in indices}
-        window = None if from_noise else self._warm_up_window(list(masks.values()))
+        edit = self.config.edit
+        crops = edit.crop_margin is not None and edit.threshold > 0 and self.config.refresh_relevance == "never"
+        masks, renders = {}, {}
         for index in indices:
-            rgb = None
-            if not self._warming_up and from_noise:
-                masks[index] = self.render_mask(index)
-            elif not self._warming_up:
-                outputs = self.render_view(index)
-                masks[index], rgb = outputs[EDIT_MASK].bool(), outputs["rgb"]
-            if not masks[index].any():
+            if self._warming_up:
+                masks[index], renders[index] = self._own_mask(index), None
+            else:
+                masks[index], renders[index] = self.render_for_edit(index, colours=not (from_noise or crops))
+        edited = [index for index in indices if masks[index].any()]
+        for index in indices:
+            if index not in edited:
                 self.edits_skipped += 1
                 CONSOLE.print(
                     f"[yellow]View {index}: empty edit mask, editor skipped ({self.edits_skipped} skipped in this run)"
                 )
-                continue
-            if from_noise:
-                rgb = self.datamanager.image(index)
-            elif rgb is None:
-                rgb = self._render_rgb(index, window)
-            inputs[index] = _to_chw(rgb.clamp(0.0, 1.0))
-        if inputs:
-            edited = list(inputs)
+        if edited:
+            window = None
+            if crops and not from_noise:  # the box the editor will crop, rendered alone
+                window = crop_box(torch.stack([masks[index] for index in edited]).permute(0, 3, 1, 2), edit.crop_margin)
+            inputs = {}
+            for index in edited:
+                if from_noise:
+                    rgb = self.datamanager.image(index)
+                elif renders[index] is not None:
+                    rgb = renders[index]
+                else:
+                    rgb = self._render_rgb(index, window)
+                inputs[index] = _to_chw(rgb.clamp(0.0, 1.0))
+            size = tuple(inputs[edited[0]].shape[-2:])  # the view's, or the editor's working size
+            condition = torch.cat([_to_chw(self.datamanager.original_image(index)) for index in edited])
+            relevance = torch.cat([_to_chw(masks[index].float()) for index in edited])  # 0/1: exact at view size
             result = self.editor.edit(
                 torch.cat([inputs[index] for index in edited]),
                 self.text,
-                condition=torch.cat([_to_chw(self.datamanager.original_image(index)) for index in edited]),
-                relevance=torch.cat([_to_chw(masks[index].float()) for index in edited]),  # 0/1: exact at view size
-                config=dataclasses.replace(self.config.edit, strength=strength),
+                condition=resize(condition, size),  # as the editor shrinks a view to its working size
+                relevance=resize(relevance, size),
+                config=dataclasses.replace(edit, strength=strength),
                 generator=self._generator,
                 resolution=self.config.edit_resolution,
             )
+            images, result_masks = result.images, result.mask
+            if size != self._view_size(edited[0]):  # the edit of a render at the working size, at the view's
+                current = torch.cat([_to_chw(self.datamanager.image(index)) for index in edited])
+                images, result_masks = restore_size(images, result_masks, current.to(images.device))
             for row, index in enumerate(edited):
-                change = self._update_view(
-                    index, result.images[row : row + 1], result.mask[row : row + 1], inputs[index]
-                )
+                change = self._update_view(index, images[row : row + 1], result_masks[row : row + 1], inputs[index])
                 if strength >= SETTLE_MIN_STRENGTH and change < self.config.settle_tolerance:
                     self.settled.add(index)
                     CONSOLE.print(
                         f"View {index} has settled: its edit changed it by {change:.3f} "
                         f"({len(self.settled)} of {self.datamanager.num_views} settled)"
                     )
-                masks[index] = _to_hwc(result.mask[row : row + 1])
+                masks[index] = _to_hwc(result_masks[row : row + 1])
         for index in indices:
             self._end_turn(index)
         return [masks[index] for index in indices]
 
-    def _warm_up_window(self, own_masks: list[Bool[Tensor, "h w 1"]]) -> tuple[int, int, int, int] | None:
-        """While the field warms up, edits that crop know their box before rendering (``own_masks``, the views'
-        2D maps binarised): the box to render, instead of the whole view. None: render whole views."""
-        edit = self.config.edit
-        if not own_masks or edit.crop_margin is None or self.config.refresh_relevance != "never":
-            return None
-        return crop_box(torch.stack(own_masks).permute(0, 3, 1, 2), edit.crop_margin) if edit.threshold > 0 else None
-
     def _render_rgb(self, index: int, window: tuple[int, int, int, int] | None) -> Float[Tensor, "h w 3"]:
-        """The view's render; with a ``window``, rendered there only and its training image elsewhere."""
+        """The view's colours for an edit: rendered in ``window`` only, its training image elsewhere, or without
+        one, the whole view at the editor's working size (``_edit_grid``)."""
         if window is None:
-            return self.render_view(index)["rgb"]
+            return self.render_view(index, grid=self._edit_grid(self._view_size(index), colours=True))["rgb"]
         top, bottom, left, right = window
         rgb = self.datamanager.image(index).clone()
         rgb[top:bottom, left:right] = self.render_view(index, window)["rgb"].to(rgb.device)

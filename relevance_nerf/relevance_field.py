@@ -11,6 +11,7 @@ The edit model holds the head as ``relevance_head``.
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from jaxtyping import Bool, Float
 from torch import Tensor, nn
 
@@ -44,11 +45,17 @@ def render_relevance(
     return torch.sum(weights.detach() * relevance, dim=-2)
 
 
-def edit_mask(relevance: Float[Tensor, "h w 1"], threshold: float) -> Bool[Tensor, "h w 1"]:
+def edit_mask(
+    relevance: Float[Tensor, "h w 1"], threshold: float, size: tuple[int, int] | None = None
+) -> Bool[Tensor, "H W 1"]:
     """The binary edit mask of one rendered view: relevance min-max normalised over the view, then thresholded.
 
     Normalising per view (as WYS does) makes the threshold independent of how far the
     field's scale has converged; threshold 0 selects every pixel (the unmasked baseline).
+    Relevance rendered on a coarser grid (``grid_pixel_centres``) is first upsampled bilinearly to ``size``,
+    the view's: a smooth mask boundary instead of the grid's staircase.
     """
     scaled = normalise(relevance.permute(2, 0, 1)[None].float())
+    if size is not None and tuple(size) != tuple(scaled.shape[-2:]):
+        scaled = F.interpolate(scaled, size=tuple(size), mode="bilinear", align_corners=False)
     return binarize(scaled, threshold)[0].permute(1, 2, 0)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import math
 
 import pytest
 import torch
@@ -13,9 +14,10 @@ from nerfstudio.configs.method_configs import AnnotatedBaseConfigUnion
 from nerfstudio.scripts import train as ns_train_script
 from nerfstudio.utils.eval_utils import eval_setup
 
+import relevance_nerf.pipeline
 from editaction import Editor
 from editaction.editor import crop_box
-from relevance_nerf.model import EDIT_MASK, RELEVANCE, coarse_pixel_centres
+from relevance_nerf.model import EDIT_MASK, RELEVANCE, grid_pixel_centres
 from relevance_nerf.pipeline import RelevanceEditPipeline
 from relevance_nerf.relevance_field import edit_mask
 from tests.relevance_nerf.conftest import TEXT
@@ -50,21 +52,14 @@ def _rectangle(rows: slice, columns: slice, size: int = 32) -> torch.Tensor:
 def _render_masks(pipeline: RelevanceEditPipeline, monkeypatch, masks: dict[int, torch.Tensor]) -> None:
     """Views render the given edit masks (an untrained relevance head renders a near-constant map, whose
     normalised mask is noise), each different from the model's own."""
+    render_for_edit = pipeline.render_for_edit
 
-    def render_with_mask(index, window=None):
-        outputs = render_view(index, window)
-        if window is not None:  # a warm-up edit's box: its mask is the view's own 2D map
-            return outputs
-        assert not torch.equal(outputs[EDIT_MASK].bool(), masks[index])
-        return {**outputs, EDIT_MASK: masks[index].float()}
+    def with_mask(index, colours):
+        mask, rgb = render_for_edit(index, colours)
+        assert not torch.equal(mask, masks[index])
+        return masks[index], rgb
 
-    def mask_only(index):
-        assert not torch.equal(render_mask(index), masks[index])
-        return masks[index]
-
-    render_view, render_mask = pipeline.render_view, pipeline.render_mask
-    monkeypatch.setattr(pipeline, "render_view", render_with_mask)
-    monkeypatch.setattr(pipeline, "render_mask", mask_only)  # edits from pure noise render only the mask
+    monkeypatch.setattr(pipeline, "render_for_edit", with_mask)
 
 
 def _record_edit_inputs(pipeline: RelevanceEditPipeline, monkeypatch) -> list[torch.Tensor]:
@@ -334,36 +329,50 @@ def test_edits_render_the_rays_that_train_their_view(corrected_pipeline, monkeyp
         assert all(bool((bundle.camera_indices == index).all()) for bundle in rendered)
 
 
-def test_a_mask_render_at_full_resolution_is_the_full_renders_mask_and_a_coarser_one_renders_fewer_rays(
-    corrected_pipeline, monkeypatch
-):
-    """Both render view i's training rays (pose correction, embedding): downscale 1 reproduces its mask exactly."""
-    model, cameras = corrected_pipeline.model, corrected_pipeline.datamanager.train_dataset.cameras
+def test_a_render_for_an_edit_at_the_views_size_is_the_full_render(corrected_pipeline):
+    """Same rays (view i's pose correction and embedding), same colours, same mask."""
     for index in (3, 6):
-        full = corrected_pipeline.render_view(index)[EDIT_MASK].bool()
-        assert torch.equal(model.get_edit_mask_for_training_view(cameras, index, 1), full)
+        full = corrected_pipeline.render_view(index)
+        mask, rgb = corrected_pipeline.render_for_edit(index, colours=True)
+        assert torch.equal(mask, full[EDIT_MASK].bool()) and torch.equal(rgb, full["rgb"])
+
+
+@pytest.mark.parametrize(
+    ("colours", "edit_resolution", "mask_downscale", "grid"),
+    [(True, 16, 1, (16, 16)), (True, 24, 4, (24, 24)), (False, 0, 2, (16, 16)), (False, 12, 2, (12, 12))],
+    ids=["colours-at-working-size", "colours-ignore-mask-downscale", "mask-downscaled", "mask-at-working-size"],
+)
+def test_a_render_for_an_edit_takes_the_editors_working_size_or_a_coarser_grid_for_a_mask_alone(
+    corrected_pipeline, monkeypatch, colours, edit_resolution, mask_downscale, grid
+):
+    config, model = corrected_pipeline.config, corrected_pipeline.model
+    monkeypatch.setattr(config, "edit_resolution", edit_resolution)
+    monkeypatch.setattr(config, "mask_downscale", mask_downscale)
     bundles = []
     get_outputs = model.get_outputs
     monkeypatch.setattr(model, "get_outputs", lambda bundle: bundles.append(bundle) or get_outputs(bundle))
-    coarse = model.get_edit_mask_for_training_view(cameras, 3, 2)
-    assert coarse.shape == full.shape and coarse.dtype == torch.bool and coarse.any()
-    assert sum(bundle.shape[0] for bundle in bundles) == full.numel() // 4
+    mask, rgb = corrected_pipeline.render_for_edit(3, colours)
+    assert mask.shape == (32, 32, 1) and mask.dtype == torch.bool
+    assert sum(bundle.shape[0] for bundle in bundles) == grid[0] * grid[1]  # one ray per grid pixel
     assert all(bool((bundle.camera_indices == 3).all()) for bundle in bundles)
+    assert (rgb.shape == (*grid, 3)) if colours else rgb is None
 
 
-@pytest.mark.parametrize(("height", "width", "downscale"), [(32, 32, 2), (30, 45, 4), (9, 7, 3)])
-def test_coarse_pixel_centres_are_where_bilinear_upsampling_puts_their_values(height, width, downscale):
-    """A linear image sampled at the coarse centres and upsampled is the image at the full grid's centres (away
-    from the border, where bilinear upsampling clamps)."""
-    coarse = coarse_pixel_centres(height, width, downscale)
+@pytest.mark.parametrize(("height", "width", "grid"), [(32, 32, (16, 16)), (30, 45, (8, 11)), (9, 7, (3, 2))])
+def test_grid_pixel_centres_are_where_bilinear_upsampling_puts_their_values(height, width, grid):
+    """A linear image sampled at a grid's centres and upsampled is the image at the full grid's centres (away
+    from the border, where bilinear upsampling clamps); the image's own grid gives its pixel centres."""
+    coarse = grid_pixel_centres(height, width, grid)
     linear = lambda yx: 2.0 * yx[..., 0] - 3.0 * yx[..., 1]  # noqa: E731
     upsampled = torch.nn.functional.interpolate(
         linear(coarse)[None, None], size=(height, width), mode="bilinear", align_corners=False
     )[0, 0]
     rows, columns = torch.meshgrid(torch.arange(height) + 0.5, torch.arange(width) + 0.5, indexing="ij")
-    expected = linear(torch.stack([rows, columns], dim=-1))
-    inner = (slice(downscale, height - downscale), slice(downscale, width - downscale))
-    assert torch.allclose(upsampled[inner], expected[inner], atol=1e-4)
+    centres = torch.stack([rows, columns], dim=-1)
+    border = (math.ceil(height / grid[0]), math.ceil(width / grid[1]))
+    inner = (slice(border[0], height - border[0]), slice(border[1], width - border[1]))
+    assert torch.allclose(upsampled[inner], linear(centres)[inner], atol=1e-4)
+    assert torch.equal(grid_pixel_centres(height, width, (height, width)), centres)
 
 
 def test_edits_render_the_appearance_embedding_of_their_view(corrected_pipeline):
@@ -466,34 +475,61 @@ def test_warm_up_edits_use_each_views_own_2d_map_and_later_edits_the_rendered_ma
     assert changed.any() and not changed[~rendered[edited][..., 0]].any()
 
 
-def test_a_warm_up_edit_that_crops_renders_only_its_box_and_edits_as_a_whole_view_render_would(
-    toy_scene, tiny_checkpoint, monkeypatch
+@pytest.mark.parametrize("warming_up", [True, False], ids=["warm-up", "warmed-up"])
+def test_an_edit_that_crops_renders_only_its_box_and_edits_as_a_whole_view_render_would(
+    toy_scene, tiny_checkpoint, monkeypatch, warming_up
 ):
-    pipeline = _pipeline(  # not from pure noise: that edits the training image and renders nothing (below)
+    pipeline = _pipeline(  # not from pure noise: that edits the training image and renders no colours (below)
         toy_scene, tiny_checkpoint, edit_during_warmup=True, relevance_warmup_steps=10, strength_range=(0.6, 0.6)
     )
     pipeline.config.edit = dataclasses.replace(pipeline.config.edit, crop_margin=0.25)
     pipeline.compute_relevance_targets()
-    pipeline._field_ready, pipeline._warming_up = 10, True
+    pipeline._field_ready, pipeline._warming_up = 10, warming_up
     index, datamanager = pipeline._view_order[0], pipeline.datamanager
-    datamanager.set_relevance(index, _rectangle(slice(6, 14), slice(10, 20)).float())  # the view's 2D map
-    own = edit_mask(datamanager.relevance(index), THRESHOLD)
-    box = crop_box(own.permute(2, 0, 1)[None], 0.25)
+    mask = _rectangle(slice(6, 14), slice(10, 20))
+    if warming_up:
+        datamanager.set_relevance(index, mask.float())  # the view's 2D map
+        assert torch.equal(edit_mask(datamanager.relevance(index), THRESHOLD), mask)
+    else:
+        _render_masks(pipeline, monkeypatch, {index: mask})
+    top, bottom, left, right = crop_box(mask.permute(2, 0, 1)[None], 0.25)
     rendered_shapes = _record_render_shapes(pipeline, monkeypatch)
     before, generator = datamanager.image(index).clone(), pipeline._generator.get_state()
     pipeline.edit_views([index])
     windowed = datamanager.image(index).clone()
-    top, bottom, left, right = box
-    assert rendered_shapes == [(bottom - top, right - left)] and (bottom - top) * (right - left) < own.numel() / 2
+    coarse_mask = [] if warming_up else [(16, 16)]  # after the warm-up: the mask, rendered at 1/2 first
+    assert rendered_shapes == [*coarse_mask, (bottom - top, right - left)]
+    assert (bottom - top) * (right - left) < mask.numel() / 2
     changed = (windowed != before).any(dim=-1)
-    assert changed.any() and not changed[~own[..., 0]].any()
+    assert changed.any() and not changed[~mask[..., 0]].any()
 
     datamanager.set_image(index, before)  # the same edit from a whole-view render
     pipeline._generator.set_state(generator)
-    monkeypatch.setattr(pipeline, "_warm_up_window", lambda own_masks: None)
+    monkeypatch.setattr(relevance_nerf.pipeline, "crop_box", lambda masks, margin: None)  # no box to render
     pipeline.edit_views([index])
-    assert rendered_shapes[-1] == tuple(own.shape[:2])
+    assert rendered_shapes[-1] == tuple(mask.shape[:2])
     assert torch.allclose(datamanager.image(index), windowed, atol=2 / 255)
+
+
+def test_an_edit_from_a_render_renders_it_at_the_editors_working_size_and_writes_it_back_at_the_views(
+    toy_scene, tiny_checkpoint, vae_input_sizes, monkeypatch
+):
+    pipeline = _pipeline(toy_scene, tiny_checkpoint, edit_resolution=16, strength_range=(0.6, 0.6))
+    pipeline.compute_relevance_targets()
+    pipeline._field_ready, pipeline._warming_up = 0, False
+    index, datamanager = pipeline._view_order[0], pipeline.datamanager
+    expected = _rectangle(slice(4, 28), slice(2, 18))  # edges on the 16 px grid: back as they were
+    _render_masks(pipeline, monkeypatch, {index: expected})
+    rendered_shapes = _record_render_shapes(pipeline, monkeypatch)
+    vae_input_sizes.clear()
+    before = datamanager.image(index).clone()
+    mask = pipeline.edit_views([index])[0][..., 0]
+    assert rendered_shapes == [(16, 16)]  # one render: the mask and the colours the editor sees
+    assert vae_input_sizes and set(vae_input_sizes) == {(16, 16)}
+    assert torch.equal(mask, expected[..., 0])
+    after = datamanager.image(index)
+    assert after.shape == before.shape
+    assert torch.equal(after[~mask], before[~mask]) and not torch.equal(after[mask], before[mask])
 
 
 @pytest.mark.parametrize(
