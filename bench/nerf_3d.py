@@ -2,7 +2,7 @@
 
     python bench/nerf_3d.py                                   # tiny presets on the toy scene (CPU: minutes)
     python bench/nerf_3d.py --preset full --editor-arch sd15   # nerfacto sizes, SD-1.5-size editor (GPU)
-    python bench/nerf_3d.py --size 192 --edit-resolution 64 --strength-range 0.02 0.98   # render at working size
+    python bench/nerf_3d.py --size 192 --edit-resolution 64 --strength-range 0.02 0.98 --no-crop
 
 Both trainers are built in this process on the same scene and their iterations are
 interleaved in blocks, so machine load hits both alike. Rows: a nerfacto iteration;
@@ -16,6 +16,7 @@ Editor weights are random (speed and memory do not depend on their values).
 from __future__ import annotations
 
 import copy
+import dataclasses
 import statistics
 import tempfile
 from dataclasses import dataclass
@@ -51,6 +52,8 @@ class BenchArgs:
     edit_resolution: int | None = None
     """The editor's working long side (default: the preset's). Below ``--size``, an edit that renders its view's
     colours renders them at this size: the bench then also times the same edits rendered at the view's size."""
+    no_crop: bool = False
+    """Edit whole views, as the full preset does (the tiny preset crops to the mask's box)."""
     strength_range: tuple[float, float] | None = None
     """Edit strengths (default: the preset's; the tiny preset's pure noise renders no colours, IN2N's 0.02 0.98
     does)."""
@@ -68,6 +71,8 @@ def bench_configs(args: BenchArgs, data: Path, editor: Path, device: str, out: P
         edit.pipeline.edit_resolution = args.edit_resolution
     if args.strength_range is not None:
         edit.pipeline.strength_range = args.strength_range
+    if args.no_crop:
+        edit.pipeline.edit = dataclasses.replace(edit.pipeline.edit, crop_margin=None)
     edit.pipeline.relevance_warmup_steps = 0
     edit.pipeline.edit_rate = 10**9  # edits are triggered explicitly below
     # nerfacto of the same sizes: only the relevance parts (head, datamanager buffers, edits) differ.
@@ -154,7 +159,7 @@ def main() -> None:
     print(
         f"\npreset {args.preset}, editor {args.editor_arch}, {rays} rays/iteration, device {device}, views "
         f"{args.size} px, edit resolution {edit_config.pipeline.edit_resolution}, strengths "
-        f"{edit_config.pipeline.strength_range}"
+        f"{edit_config.pipeline.strength_range}, crop margin {edit_config.pipeline.edit.crop_margin}"
     )
     print(f"2D relevance of all {pipeline.datamanager.num_views} training views (once): {relevance_seconds:.2f} s")
     print("| iteration | median s | x nerfacto | peak extra MiB | x nerfacto |")
