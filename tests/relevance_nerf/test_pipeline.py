@@ -5,6 +5,8 @@ from __future__ import annotations
 import copy
 import dataclasses
 import math
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 import torch
@@ -294,8 +296,8 @@ def corrected_pipeline(toy_scene, tiny_checkpoint) -> RelevanceEditPipeline:
     return pipeline
 
 
-def _rendered_rays(pipeline: RelevanceEditPipeline, index: int, monkeypatch) -> list:
-    """The ray bundles ``render_view(index)`` passes to the model."""
+def _rendered_rays(pipeline: RelevanceEditPipeline, render: Callable[[], Any]) -> tuple[list, Any]:
+    """The ray bundles the model renders during ``render()``, and what ``render()`` returns."""
     bundles = []
     get_outputs = pipeline.model.get_outputs
 
@@ -303,13 +305,12 @@ def _rendered_rays(pipeline: RelevanceEditPipeline, index: int, monkeypatch) -> 
         bundles.append(copy.deepcopy(ray_bundle))
         return get_outputs(ray_bundle)
 
-    monkeypatch.setattr(pipeline.model, "get_outputs", record)
-    pipeline.render_view(index)
-    monkeypatch.undo()
-    return bundles
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(pipeline.model, "get_outputs", record)
+        return bundles, render()
 
 
-def test_edits_render_the_rays_that_train_their_view(corrected_pipeline, monkeypatch):
+def test_edits_render_the_rays_that_train_their_view(corrected_pipeline):
     """The edit overwrites view i's training image: it must be rendered from view i's corrected pose, index i."""
     datamanager, model = corrected_pipeline.datamanager, corrected_pipeline.model
     height, width = datamanager.original_image(0).shape[:2]
@@ -321,7 +322,7 @@ def test_edits_render_the_rays_that_train_their_view(corrected_pipeline, monkeyp
         model.camera_optimizer.apply_to_raybundle(training)  # ... and what nerfacto's training forward makes of it
         assert (training.origins - uncorrected).norm(dim=-1).min() > 0.05  # the correction is not negligible
 
-        rendered = _rendered_rays(corrected_pipeline, index, monkeypatch)
+        rendered, _ = _rendered_rays(corrected_pipeline, lambda index=index: corrected_pipeline.render_view(index))
         origins = torch.cat([bundle.origins for bundle in rendered])
         directions = torch.cat([bundle.directions for bundle in rendered])
         assert torch.allclose(origins, training.origins, atol=1e-5)
@@ -345,13 +346,10 @@ def test_a_render_for_an_edit_at_the_views_size_is_the_full_render(corrected_pip
 def test_a_render_for_an_edit_takes_the_editors_working_size_or_a_coarser_grid_for_a_mask_alone(
     corrected_pipeline, monkeypatch, colours, edit_resolution, mask_downscale, grid
 ):
-    config, model = corrected_pipeline.config, corrected_pipeline.model
+    config = corrected_pipeline.config
     monkeypatch.setattr(config, "edit_resolution", edit_resolution)
     monkeypatch.setattr(config, "mask_downscale", mask_downscale)
-    bundles = []
-    get_outputs = model.get_outputs
-    monkeypatch.setattr(model, "get_outputs", lambda bundle: bundles.append(bundle) or get_outputs(bundle))
-    mask, rgb = corrected_pipeline.render_for_edit(3, colours)
+    bundles, (mask, rgb) = _rendered_rays(corrected_pipeline, lambda: corrected_pipeline.render_for_edit(3, colours))
     assert mask.shape == (32, 32, 1) and mask.dtype == torch.bool
     assert sum(bundle.shape[0] for bundle in bundles) == grid[0] * grid[1]  # one ray per grid pixel
     assert all(bool((bundle.camera_indices == 3).all()) for bundle in bundles)
