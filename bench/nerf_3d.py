@@ -138,21 +138,26 @@ def main() -> None:
             run_iteration(edit, s)
 
         working_grid = pipeline._edit_grid
-        at_view_size = VIEW_SIZE_RENDER if args.edit_resolution is not None else None
+
+        def view_size_grid(size: tuple[int, int], colours: bool) -> tuple[int, int]:
+            """The grids of edits before they rendered colours at the working size."""
+            return size if colours else working_grid(size, colours)
+
+        at_view_size = args.edit_resolution is not None
         if at_view_size:
-            times[at_view_size] = []
+            times[VIEW_SIZE_RENDER] = []
         for _ in range(args.edits):  # with --edit-resolution, interleaved with the same edits rendered at view size
             times["relevance-edit + edit"].append(seconds(lambda s=step: edit_iteration(s), device))
             step += 1
             if at_view_size:
-                pipeline._edit_grid = lambda size, colours: size if colours else working_grid(size, colours)
-                times[at_view_size].append(seconds(lambda s=step: edit_iteration(s), device))
+                pipeline._edit_grid = view_size_grid
+                times[VIEW_SIZE_RENDER].append(seconds(lambda s=step: edit_iteration(s), device))
                 pipeline._edit_grid = working_grid
                 step += 1
         peaks["relevance-edit + edit"] = peak_memory_mib(lambda s=step: edit_iteration(s), device)
         if at_view_size:
-            pipeline._edit_grid = lambda size, colours: size if colours else working_grid(size, colours)
-            peaks[at_view_size] = peak_memory_mib(lambda s=step + 1: edit_iteration(s), device)
+            pipeline._edit_grid = view_size_grid
+            peaks[VIEW_SIZE_RENDER] = peak_memory_mib(lambda s=step + 1: edit_iteration(s), device)
 
     medians = {name: statistics.median(values) for name, values in times.items()}
     rays = edit_config.pipeline.datamanager.train_num_rays_per_batch
