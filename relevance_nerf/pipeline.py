@@ -8,7 +8,7 @@ edits ``edit_count`` views every ``edit_rate`` steps (Instruct-NeRF2NeRF's itera
 dataset update): render the view (at the editor's working size: it sees no more), binarize
 its rendered relevance upsampled to the view, edit the render with the one shared
 ``editaction.Editor`` conditioned on the original photo, and write the result into the
-training images inside the mask only; ``first_round`` edits every view
+training image inside the mask, the original photo outside it; ``first_round`` edits every view
 once at the first edit step. With ``settle_tolerance`` a view whose edit no longer changes
 its masked pixels is not edited again.
 
@@ -412,9 +412,15 @@ class RelevanceEditPipeline(VanillaPipeline):
     def _update_view(
         self, index: int, edited: Float[Tensor, "1 3 h w"], mask: Bool[Tensor, "1 1 h w"], render: Tensor
     ) -> float:
-        """Write an edit into view ``index``'s training image inside ``mask``; returns the mean change there."""
+        """Write an edit into view ``index``'s training image: the edit inside ``mask``, the original photo outside
+        it; returns the mean change inside the mask.
+
+        Outside its current mask a view is what was captured: an earlier edit under a looser mask (a warm-up
+        edit's 2D map, a mask the field has since sharpened) does not outlive the view's next edit.
+        """
         current = _to_chw(self.datamanager.image(index)).to(edited.device)
-        updated = composite(edited.float(), current, mask)
+        original = _to_chw(self.datamanager.original_image(index)).to(edited.device)
+        updated = composite(edited.float(), original, mask)
         change = (updated - current)[mask.expand_as(updated)].abs().mean().item()
         self.datamanager.set_image(index, _to_hwc(updated))
         if self.config.refresh_relevance == "on-edit":

@@ -107,6 +107,24 @@ def test_edit_changes_the_training_image_only_inside_the_rendered_mask(pipeline,
         assert torch.equal(datamanager.original_image(index), original)
 
 
+def test_a_view_outside_its_latest_mask_is_the_original_photo(toy_scene, tiny_checkpoint, monkeypatch):
+    """An edit under a looser mask (a warm-up's 2D map) does not outlive the view's next, tighter edit."""
+    pipeline = _pipeline(toy_scene, tiny_checkpoint)
+    pipeline.compute_relevance_targets()
+    loose, tight = _rectangle(slice(4, 28), slice(4, 28)), _rectangle(slice(10, 20), slice(10, 20))
+    masks = {0: loose}
+    _render_masks(pipeline, monkeypatch, masks)
+    datamanager = pipeline.datamanager
+    original = datamanager.original_image(0).clone()
+    pipeline.edit_view(0)
+    assert (datamanager.image(0) != original).any(dim=-1)[loose[..., 0] & ~tight[..., 0]].any()
+    masks[0] = tight
+    pipeline.edit_view(0)
+    after = datamanager.image(0)
+    assert torch.equal(after[~tight[..., 0]], original[~tight[..., 0]])  # the loose edit is gone, bit for bit
+    assert (after != original).any(dim=-1)[tight[..., 0]].any()
+
+
 def test_views_edited_together_take_one_editor_call_and_each_changes_only_inside_its_own_mask(
     toy_scene, tiny_checkpoint, monkeypatch
 ):
