@@ -56,7 +56,8 @@ class RelevanceEditPipelineConfig(VanillaPipelineConfig):
     editor: str = INSTRUCT_PIX2PIX
     """InstructPix2Pix-family diffusers checkpoint, a directory or hub id (EditAction fine-tunes work too)."""
     edit: EditConfig = field(default_factory=lambda: EditConfig(steps=20))
-    """Edit settings; 20 DDIM steps as in Instruct-NeRF2NeRF. threshold 0 edits everywhere (the IN2N baseline)."""
+    """Edit settings; 20 DDIM steps as in Instruct-NeRF2NeRF. threshold 0 edits everywhere (the IN2N baseline) and
+    computes no 2D relevance until the threshold is raised (the viewer's slider)."""
     relevance: RelevanceConfig = field(default_factory=lambda: RelevanceConfig(iqr_factor=2.0))
     """2D relevance settings; WYS clamps outliers at Q3 + 2 IQR in 3D."""
     edit_resolution: int = 512
@@ -423,7 +424,7 @@ class RelevanceEditPipeline(VanillaPipeline):
         updated = composite(edited.float(), original, mask)
         change = (updated - current)[mask.expand_as(updated)].abs().mean().item()
         self.datamanager.set_image(index, _to_hwc(updated))
-        if self.config.refresh_relevance == "on-edit":
+        if self.config.refresh_relevance == "on-edit" and self.datamanager.has_relevance():  # none at threshold 0
             relevance = self.editor.relevance_map(
                 _to_chw(self.datamanager.original_image(index)),
                 self.text,
@@ -467,7 +468,7 @@ class RelevanceEditPipeline(VanillaPipeline):
     def _before_step(self, step: int) -> None:
         if self.editor is None:
             return
-        if self._targets_stale:
+        if self._targets_stale and self.config.edit.threshold > 0:  # threshold 0 (IN2N) edits without relevance
             self.compute_relevance_targets()
             self._field_ready = step + self.config.relevance_warmup_steps
             self._edits_start = step if self.config.edit_during_warmup else self._field_ready

@@ -197,6 +197,21 @@ def test_threshold_zero_edits_the_whole_view_as_instruct_nerf2nerf(toy_scene, ti
     assert bool(pipeline.edit_view(0).all())
 
 
+def test_threshold_zero_computes_no_relevance_until_the_threshold_is_raised(toy_scene, tiny_checkpoint, monkeypatch):
+    """Instruct-NeRF2NeRF's setting edits from the first step without 2D relevance; a threshold raised later (the
+    viewer's slider) computes the targets before the next step and starts the field's warm-up."""
+    pipeline = _pipeline(toy_scene, tiny_checkpoint, refresh_relevance="on-edit")
+    pipeline.set_edit(threshold=0.0)
+    calls = []
+    relevance_map = pipeline.editor.relevance_map
+    monkeypatch.setattr(pipeline.editor, "relevance_map", lambda *a, **k: calls.append(1) or relevance_map(*a, **k))
+    pipeline._before_step(0)
+    assert pipeline.edits_done == 1 and not calls and not pipeline.datamanager.has_relevance()
+    pipeline.set_edit(threshold=THRESHOLD)
+    pipeline._before_step(1)
+    assert calls and pipeline.datamanager.has_relevance() and pipeline._warming_up
+
+
 def test_the_editor_works_at_the_edit_resolution_and_results_come_back_at_the_view_size(
     toy_scene, tiny_checkpoint, vae_input_sizes, monkeypatch
 ):
