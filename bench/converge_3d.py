@@ -60,6 +60,9 @@ SCHEDULES = {
     "relevance-edit-tiny as shipped, masks rendered at 1/3 resolution": ["--pipeline.mask-downscale", "3"],
     "relevance-edit-tiny as shipped, first round, then 1 view / 10 steps": FIRST_ROUND + ["--pipeline.edit-rate", "10"],
     "relevance-edit-tiny as shipped, first round, then 1 view / 5 steps": FIRST_ROUND,
+    "relevance-edit-tiny as shipped, 20 DDIM steps": ["--pipeline.edit.steps", "20"],
+    "relevance-edit-tiny as shipped, first round, then 1 view / 5 steps, 20 DDIM steps": FIRST_ROUND
+    + ["--pipeline.edit.steps", "20"],
     "relevance, IN2N (1 view / 10 steps)": ["--pipeline.edit-rate", "10"] + NO_CROP,
     "relevance, IN2N (1 view / 10 steps), crop": ["--pipeline.edit-rate", "10"] + CROP,
     "relevance, IN2N (1 view / 10 steps), crop, settle 0.02": ["--pipeline.edit-rate", "10"] + CROP + SETTLE,

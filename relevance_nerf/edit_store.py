@@ -29,7 +29,8 @@ EDITS_DIR = "edits"
 @dataclass
 class RestoredEdits:
     relevance_targets: Float[Tensor, "n h w 1"] | None = None
-    views: dict[int, tuple[Float[Tensor, "h w 3"], Float[Tensor, "h w 1"]]] = field(default_factory=dict)
+    views: dict[int, tuple[Float[Tensor, "h w 3"], Float[Tensor, "h w 1"] | None]] = field(default_factory=dict)
+    """Each view's image and relevance target (None: the run had no relevance, threshold 0)."""
     edits_done: int = 0
     """Edits the earlier run had made, so the resumed run continues its view order."""
     other_instructions: set[str] = field(default_factory=set)
@@ -64,12 +65,13 @@ class EditStore:
         _save_atomic({"relevance": targets}, self.directory / "relevance_targets.safetensors", self._metadata())
 
     def save_view(
-        self, index: int, image: Float[Tensor, "h w 3"], relevance: Float[Tensor, "h w 1"], edits_done: int
+        self, index: int, image: Float[Tensor, "h w 3"], relevance: Float[Tensor, "h w 1"] | None, edits_done: int
     ) -> None:
-        """Save view ``index`` as it is after the run's ``edits_done``-th edit."""
+        """Save view ``index`` as it is after the run's ``edits_done``-th edit (``relevance`` None: it has none)."""
         views = self.directory / "views"
         metadata = {**self._metadata(), "edits_done": str(edits_done)}
-        _save_atomic({"image": image, "relevance": relevance}, views / f"{index:05d}.safetensors", metadata)
+        tensors = {"image": image} if relevance is None else {"image": image, "relevance": relevance}
+        _save_atomic(tensors, views / f"{index:05d}.safetensors", metadata)
         write_image(views / f"{index:05d}.png", to_array(image.permute(2, 0, 1)))
 
     def load(self) -> RestoredEdits:
@@ -87,6 +89,6 @@ class EditStore:
             if tensors is None:
                 restored.other_instructions.add(metadata.get("instruction", ""))
                 continue
-            restored.views[int(path.stem)] = (tensors["image"], tensors["relevance"])
+            restored.views[int(path.stem)] = (tensors["image"], tensors.get("relevance"))
             restored.edits_done = max(restored.edits_done, int(metadata.get("edits_done", 0)))
         return restored

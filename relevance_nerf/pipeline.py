@@ -244,7 +244,8 @@ class RelevanceEditPipeline(VanillaPipeline):
             if index >= self.datamanager.num_views or tuple(image.shape[:2]) != shape:
                 raise RelevanceEditError(f"edits in {earlier.directory} do not match this data set's views")
             self.datamanager.set_image(index, image)
-            self.datamanager.set_relevance(index, relevance)
+            if relevance is not None:
+                self.datamanager.set_relevance(index, relevance)
             self.store.save_view(index, image, relevance, restored.edits_done)
         self.edits_done = restored.edits_done
         CONSOLE.print(f"Restored {len(restored.views)} edited views and the relevance targets from {earlier.directory}")
@@ -440,9 +441,8 @@ class RelevanceEditPipeline(VanillaPipeline):
         """Count the edit turn and save the view as it now is (a resumed run continues the view order)."""
         self.edits_done += 1
         if self.store is not None:
-            self.store.save_view(
-                index, self.datamanager.image(index), self.datamanager.relevance(index), self.edits_done
-            )
+            relevance = self.datamanager.relevance(index) if self.datamanager.has_relevance() else None
+            self.store.save_view(index, self.datamanager.image(index), relevance, self.edits_done)
 
     def next_view(self) -> int:
         """The view the next edit takes: training views in a seeded order, cycled (resumed runs continue it)."""

@@ -19,6 +19,7 @@ from nerfstudio.utils.eval_utils import eval_setup
 import relevance_nerf.pipeline
 from editaction import Editor
 from editaction.editor import crop_box
+from relevance_nerf.edit_store import EditStore
 from relevance_nerf.model import EDIT_MASK, RELEVANCE, grid_pixel_centres
 from relevance_nerf.pipeline import RelevanceEditPipeline
 from relevance_nerf.relevance_field import edit_mask
@@ -197,16 +198,25 @@ def test_threshold_zero_edits_the_whole_view_as_instruct_nerf2nerf(toy_scene, ti
     assert bool(pipeline.edit_view(0).all())
 
 
-def test_threshold_zero_computes_no_relevance_until_the_threshold_is_raised(toy_scene, tiny_checkpoint, monkeypatch):
-    """Instruct-NeRF2NeRF's setting edits from the first step without 2D relevance; a threshold raised later (the
-    viewer's slider) computes the targets before the next step and starts the field's warm-up."""
+def test_threshold_zero_computes_no_relevance_until_the_threshold_is_raised(
+    toy_scene, tiny_checkpoint, monkeypatch, tmp_path
+):
+    """Instruct-NeRF2NeRF's setting edits from the first step without 2D relevance (its saved views have none, and
+    a resumed run restores them); a threshold raised later (the viewer's slider) computes the targets before the
+    next step and starts the field's warm-up."""
     pipeline = _pipeline(toy_scene, tiny_checkpoint, refresh_relevance="on-edit")
     pipeline.set_edit(threshold=0.0)
+    pipeline.bind_run(tmp_path)
     calls = []
     relevance_map = pipeline.editor.relevance_map
     monkeypatch.setattr(pipeline.editor, "relevance_map", lambda *a, **k: calls.append(1) or relevance_map(*a, **k))
     pipeline._before_step(0)
     assert pipeline.edits_done == 1 and not calls and not pipeline.datamanager.has_relevance()
+    ((index, (image, relevance)),) = EditStore(tmp_path, TEXT).load().views.items()
+    assert relevance is None
+    resumed = _pipeline(toy_scene, tiny_checkpoint)
+    resumed.bind_run(tmp_path / "resumed", resume_from=tmp_path)
+    assert torch.equal(resumed.datamanager.image(index), image) and not resumed.datamanager.has_relevance()
     pipeline.set_edit(threshold=THRESHOLD)
     pipeline._before_step(1)
     assert calls and pipeline.datamanager.has_relevance() and pipeline._warming_up
