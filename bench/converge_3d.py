@@ -61,6 +61,10 @@ SCHEDULES = {
     "relevance-edit-tiny as shipped, first round, then 1 view / 10 steps": FIRST_ROUND + ["--pipeline.edit-rate", "10"],
     "relevance-edit-tiny as shipped, first round, then 1 view / 5 steps": FIRST_ROUND,
     "relevance-edit-tiny as shipped, 20 DDIM steps": ["--pipeline.edit.steps", "20"],
+    "relevance-edit-tiny as shipped, no crop": NO_CROP,
+    "relevance-edit-tiny as shipped, no crop, masks rendered at full resolution": NO_CROP
+    + ["--pipeline.mask-downscale", "1"],
+    "relevance-edit-tiny as shipped, no crop, no warm-up edits": NO_CROP + ["--pipeline.edit-during-warmup", "False"],
     "relevance-edit-tiny as shipped, first round, then 1 view / 5 steps, 20 DDIM steps": FIRST_ROUND
     + ["--pipeline.edit.steps", "20"],
     "relevance, IN2N (1 view / 10 steps)": ["--pipeline.edit-rate", "10"] + NO_CROP,
