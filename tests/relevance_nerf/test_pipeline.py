@@ -599,8 +599,9 @@ def test_an_edit_from_pure_noise_edits_the_training_image_and_renders_only_for_i
     # after the warm-up: only the mask's render, mask_downscale times coarser (in _render_masks' check)
     assert renders == ([] if warming_up else [(height // mask_downscale, width // mask_downscale)])
     assert len(inputs) == 1 and torch.equal(inputs[0][0], before.permute(2, 0, 1))
-    changed = (datamanager.image(index) != before).any(dim=-1)
-    assert changed.any() and not changed[~mask[..., 0]].any()
+    after, original, inside = datamanager.image(index), datamanager.original_image(index), mask[..., 0]
+    assert torch.equal(after[~inside], original[~inside])  # outside the mask: the photo, not the flipped image
+    assert (after != before).any(dim=-1)[inside].any()
 
 
 def test_first_round_edits_every_view_at_the_first_edit_step_then_follows_the_schedule(
