@@ -381,9 +381,8 @@ class RelevanceEditPipeline(VanillaPipeline):
                 resolution=self.config.edit_resolution,
             )
             images, result_masks = result.images, result.mask
-            if size != self._view_size(edited[0]):  # the edit of a render at the working size, at the view's
-                current = torch.cat([_to_chw(self.datamanager.image(index)) for index in edited])
-                images, result_masks = restore_size(images, result_masks, current.to(images.device))
+            if size != self._view_size(edited[0]):  # an edit at the working size, at the view's (photo outside)
+                images, result_masks = restore_size(images, result_masks, condition.to(images.device))
             for row, index in enumerate(edited):
                 change = self._update_view(index, images[row : row + 1], result_masks[row : row + 1], inputs[index])
                 if strength >= SETTLE_MIN_STRENGTH and change < self.config.settle_tolerance:
