@@ -180,7 +180,7 @@ def _curve(run: Path, scene: Path, started: float, before: dict, truth: SceneTru
     return points
 
 
-def tail(points: list[dict], first_step: int) -> dict:
+def second_half(points: list[dict], first_step: int) -> dict:
     """Mean PSNR and hue spread and the lowest success over the checkpoints from ``first_step`` on: the converged
     state with checkpoint-to-checkpoint noise averaged (a window that starts before a schedule converged would
     credit a slower schedule with its less edited, closer-to-before checkpoints)."""
@@ -249,7 +249,7 @@ def main() -> None:
         "--steps-per-save", str(args.eval_every),
         "--save-only-latest-checkpoint", "False",
     ]  # fmt: skip
-    curves, reached, reached_after_imports, tails = {}, {}, {}, {}
+    curves, reached, reached_after_imports, halves = {}, {}, {}, {}
     for name, extra in SCHEDULES.items():
         if name != BASELINE and (
             (args.only and not any(part in name for part in args.only)) or any(part in name for part in args.skip)
@@ -268,7 +268,7 @@ def main() -> None:
         point = converged_at(curves[name], args.psnr_tolerance, args.hue_tolerance)
         reached[name] = None if point is None else point["seconds"]
         reached_after_imports[name] = None if point is None else point["seconds_after_imports"]
-        tails[name] = tail(curves[name], start_step + iterations // 2)
+        halves[name] = second_half(curves[name], start_step + iterations // 2)
         final = curves[name][-1]
         print(
             f"  final: success {final['success']:.0%}, PSNR vs before {final['psnr_vs_before']:.1f} dB, hue spread "
@@ -282,7 +282,7 @@ def main() -> None:
         "curves": curves,
         "converged_s": reached,
         "converged_after_imports_s": reached_after_imports,
-        "second_half": tails,
+        "second_half": halves,
     }
     write_text_atomic(args.out / "converge.json", json.dumps(summary, indent=2))
     print(
@@ -291,7 +291,7 @@ def main() -> None:
         "|---|---|---|---|---|---|---|"
     )
     for name, points in curves.items():
-        final, seconds, after_imports, half = points[-1], reached[name], reached_after_imports[name], tails[name]
+        final, seconds, after_imports, half = points[-1], reached[name], reached_after_imports[name], halves[name]
         print(
             f"| {name} | {'never' if seconds is None else f'{seconds:.0f}'} "
             f"| {'never' if after_imports is None else f'{after_imports:.0f}'} | {final['success']:.0%} "
@@ -310,7 +310,7 @@ def main() -> None:
         print(
             f"against the schedule at the issue's filing: {best} {candidates[best]:.0f} s, {reached[FILING]:.0f} s, "
             f"ratio {candidates[best] / reached[FILING]:.2f} (after imports {after[best] / after[FILING]:.2f}); "
-            f"second-half PSNR {tails[best]['psnr_vs_before']:.2f} against {tails[FILING]['psnr_vs_before']:.2f} dB"
+            f"second-half PSNR {halves[best]['psnr_vs_before']:.2f} against {halves[FILING]['psnr_vs_before']:.2f} dB"
         )
     print(  # ns-train's Python imports (until it writes config.yml) take the same time for every schedule
         f"after ns-train's imports: {best} {after[best]:.0f} s, threshold-0 baseline {after[BASELINE]:.0f} s, "

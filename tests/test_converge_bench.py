@@ -36,9 +36,9 @@ def test_a_later_relapse_resets_convergence_and_a_failed_final_never_converges()
 
 def test_the_second_half_averages_from_its_first_step_and_keeps_the_lowest_success():
     points = _points([0.0, 1.0, 0.92, 1.0], [39.0, 34.0, 35.0, 36.0], [5.0, 1.0, 2.0, 3.0])
-    half = converge_3d.tail(points, first_step=1)
+    half = converge_3d.second_half(points, first_step=1)
     assert half == {"success": 0.92, "psnr_vs_before": 35.0, "hue_spread": 2.0}
     # from the first step the unedited start (39 dB) lifts the mean: why the bench averages the second half only
-    assert converge_3d.tail(points, first_step=0)["psnr_vs_before"] == 36.0
-    past_the_end = converge_3d.tail(points, first_step=9)  # the last checkpoint alone
+    assert converge_3d.second_half(points, first_step=0)["psnr_vs_before"] == 36.0
+    past_the_end = converge_3d.second_half(points, first_step=9)  # the last checkpoint alone
     assert past_the_end == {"success": 1.0, "psnr_vs_before": 36.0, "hue_spread": 3.0}
