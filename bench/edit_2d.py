@@ -3,6 +3,7 @@
     python bench/edit_2d.py                      # tiny model, 128 px, 20 steps (CPU: about a minute)
     python bench/edit_2d.py --arch sd15 --size 256 --steps 10   # Stable Diffusion 1.5 sizes, random weights
     python bench/edit_2d.py --arch sd15 --size 512 --steps 4 --repeats 2 --only crop   # the crop rows alone
+    python bench/edit_2d.py --arch sd15 --size 512 --steps 20 --repeats 2 --only render   # the photo's latents kept
 
 Weights are random (speed and memory do not depend on their values). Each variant runs
 ``repeats`` times after one warm-up, taking turns with the others; the table gives the median
@@ -84,6 +85,16 @@ def edit_variants(
     )
     variants[f"Editor.edit, crop to that mask (margin {crop_margin:g})"] = lambda: editor.edit(
         image, text, relevance=small, config=cropped, generator=seeded()
+    )
+    # In 3D the editor sees a render and is conditioned on the view's unchanged photo: named, the photo's latents
+    # are kept from the view's first edit (Editor.edit's condition_ids).
+    render, named = torch.rand(1, 3, size, size), Editor(pipe)
+    variants["Editor.edit, relevance mask, a render conditioned on its photo"] = lambda: editor.edit(
+        render, text, condition=image, relevance=relevance, config=masked, generator=seeded()
+    )
+    kept = "Editor.edit, a render conditioned on its photo, the photo's latents kept (edited again)"
+    variants[kept] = lambda: named.edit(
+        render, text, condition=image, relevance=relevance, config=masked, generator=seeded(), condition_ids=[0]
     )
     for space in get_args(RelevanceSpace):
         relevance_config = RelevanceConfig(space=space)

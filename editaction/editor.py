@@ -18,7 +18,8 @@ import dataclasses
 import json
 import math
 import os
-from collections.abc import Sequence
+from collections import OrderedDict
+from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -148,9 +149,13 @@ class Editor:
     side and brought back (``editaction.resize``).
     """
 
-    def __init__(self, pipe: StableDiffusionInstructPix2PixPipeline):
+    def __init__(self, pipe: StableDiffusionInstructPix2PixPipeline, condition_cache_size: int = 1024):
         self.pipe = pipe
         self._instruction_cache: dict[str, Tensor] = {}
+        # Condition latents kept for edit's condition_ids, the least recently used dropped first; 1024 views' worth
+        # is 32 MiB at SD-1.5's 512 px in fp16 (4 x 64 x 64 latents).
+        self.condition_cache_size = condition_cache_size
+        self._condition_cache: OrderedDict[Hashable, Tensor] = OrderedDict()
 
     @classmethod
     def from_pretrained(
@@ -206,6 +211,28 @@ class Editor:
         pixels = images.to(self.device, self.dtype) * 2.0 - 1.0
         posterior = self.pipe.vae.encode(pixels).latent_dist
         return posterior.sample(generator) if generator is not None else posterior.mode()
+
+    @torch.no_grad()
+    def encode_condition(
+        self, condition: Float[Tensor, "b 3 h w"], keys: Sequence[Hashable] | None = None
+    ) -> Float[Tensor, "b c h/f w/f"]:
+        """The image conditioning's latents (``encode_images`` without a generator), kept per key: an image whose
+        key comes again is not encoded again."""
+        if keys is None:
+            return self.encode_images(condition)
+        if len(keys) != condition.shape[0]:
+            raise ValueError(f"got {len(keys)} condition ids for {condition.shape[0]} condition images")
+        missing = [row for row, key in enumerate(keys) if key not in self._condition_cache]
+        if missing:  # all of them in one call as a whole (the usual case: a batch of views edited first time)
+            encoded = self.encode_images(condition if len(missing) == len(keys) else condition[missing])
+            for row, latents in zip(missing, encoded, strict=True):
+                self._condition_cache[keys[row]] = latents
+        for key in keys:
+            self._condition_cache.move_to_end(key)
+        latents = torch.stack([self._condition_cache[key] for key in keys])
+        while len(self._condition_cache) > self.condition_cache_size:
+            self._condition_cache.popitem(last=False)
+        return latents
 
     @torch.no_grad()
     def decode_latents(self, latents: Float[Tensor, "b c h w"]) -> Float[Tensor, "b 3 H W"]:
@@ -304,6 +331,7 @@ class Editor:
         config: EditConfig = EditConfig(),
         generator: torch.Generator | None = None,
         resolution: int = 0,
+        condition_ids: Sequence[Hashable] | None = None,
     ) -> EditResult:
         """Edit ``images`` by ``instruction``, only where ``relevance`` reaches ``config.threshold``.
 
@@ -311,15 +339,24 @@ class Editor:
         original photo while ``images`` is the current render). Without ``relevance``, or
         with threshold 0, this is plain InstructPix2Pix. Images larger than ``resolution``
         are edited at its working size; the result equals ``images`` outside the upsampled mask.
+        ``condition_ids`` name the ``condition`` images, one per row, each for the editor's lifetime (a training
+        view's index): their latents are kept (``encode_condition``), so the NeRF loop, which conditions every edit
+        of a view on its unchanged photo, encodes each photo once at each size or crop box.
         """
         images, condition, relevance = _batched(images), _batched(condition), _batched(relevance)
         size = tuple(images.shape[-2:])
+        if condition_ids is not None and condition is None:
+            raise ValueError("condition_ids name the condition images: pass the condition too")
         if config.crop_margin is not None and relevance is not None and config.threshold > 0:
-            return self._edit_crop(images, instruction, condition, relevance, config, generator, resolution)
+            return self._edit_crop(
+                images, instruction, condition, relevance, config, generator, resolution, condition_ids
+            )
         small = working_size(size, resolution)
         if small != size:
             shrunk = [self._shrunk(tensor, size, small) for tensor in (images, condition, relevance)]
-            result = self.edit(shrunk[0], instruction, *shrunk[1:], config=config, generator=generator)
+            result = self.edit(
+                shrunk[0], instruction, *shrunk[1:], config=config, generator=generator, condition_ids=condition_ids
+            )
             return EditResult(*restore_size(result.images, result.mask, images.to(self.device)))
         conditioned_on_input = condition is None
         images, condition, size = self._prepare_inputs(images, condition)
@@ -329,7 +366,8 @@ class Editor:
         # 1. Conditioning: text branches [T, "", ""], image branches [c_I, c_I, 0] (IP2P CFG).
         instructions = self._instruction_list(instruction, batch)
         text = self.encode_instructions(instructions + [""] * (2 * batch))
-        condition_latents = self.encode_images(condition)
+        keys = None if condition_ids is None else [(name, size) for name in condition_ids]  # the size before padding
+        condition_latents = self.encode_condition(condition, keys)
         image_latents = torch.cat([condition_latents, condition_latents, torch.zeros_like(condition_latents)])
 
         # 2. Edit mask, in pixels and in latent cells.
@@ -382,8 +420,11 @@ class Editor:
         config: EditConfig,
         generator: torch.Generator | None,
         resolution: int,
+        condition_ids: Sequence[Hashable] | None,
     ) -> EditResult:
-        """``edit`` on the box around the thresholded relevance (one box for the batch), pasted back into ``images``."""
+        """``edit`` on the box around the thresholded relevance (one box for the batch), pasted back into ``images``.
+
+        A cropped condition is named by its image's id and the box."""
         if tuple(relevance.shape[-2:]) != tuple(images.shape[-2:]):
             raise ValueError(f"relevance must have the images' size, got shape {tuple(relevance.shape)}")
         full = images.to(self.device, torch.float32, copy=True)  # pasted into: never the caller's tensor
@@ -400,6 +441,7 @@ class Editor:
             dataclasses.replace(config, crop_margin=None),
             generator,
             resolution,
+            None if condition_ids is None else [(name, box) for name in condition_ids],
         )
         full[window] = crop.images.float()
         mask = torch.zeros_like(full[:, :1], dtype=torch.bool)

@@ -379,6 +379,7 @@ class RelevanceEditPipeline(VanillaPipeline):
                 config=dataclasses.replace(edit, strength=strength),
                 generator=self._generator,
                 resolution=self.config.edit_resolution,
+                condition_ids=edited,  # each view's photo, encoded once
             )
             images, result_masks = result.images, result.mask
             if size != self._view_size(edited[0]):  # an edit at the working size, at the view's (photo outside)

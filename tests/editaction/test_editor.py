@@ -317,3 +317,39 @@ def test_a_cropped_edit_with_nothing_relevant_returns_the_input(editor, unet_inp
     config = dataclasses.replace(FAST, crop_margin=0.25)
     result = editor.edit(image, "make the cube red", relevance=torch.zeros(1, 1, 32, 32), config=config)
     assert torch.equal(result.images, image) and not result.mask.any() and not unet_inputs
+
+
+def test_a_named_condition_is_encoded_once_and_edits_as_an_unnamed_one(editor, vae_input_sizes):
+    """The NeRF loop names each edit's condition (its view's unchanged photo): a view edited again skips its encode."""
+    image, condition = uint8_image(5, 32, 48), uint8_image(6, 32, 48)
+    relevance = torch.zeros(1, 1, 32, 48)
+    relevance[..., 8:24, 16:40] = 1.0
+    config = dataclasses.replace(FAST, threshold=0.5)
+
+    def run(on: Editor, config: EditConfig = config, **kwargs) -> tuple[torch.Tensor, int]:
+        vae_input_sizes.clear()
+        generator = torch.Generator().manual_seed(1)
+        result = on.edit(image, "make the cube red", condition, relevance, config, generator, **kwargs)
+        return result.images, len(vae_input_sizes)
+
+    unnamed, encodes = run(editor)
+    assert encodes == 2  # the condition and the input, whose latents are the background outside the mask
+    naming = Editor(editor.pipe)
+    first, first_encodes = run(naming, condition_ids=[7])
+    again, again_encodes = run(naming, condition_ids=[7])
+    assert (first_encodes, again_encodes) == (2, 1)
+    assert torch.equal(first, unnamed) and torch.equal(again, unnamed)
+    # another crop box of the same photo is another image
+    _, crop_encodes = run(naming, dataclasses.replace(config, crop_margin=0.25), condition_ids=[7])
+    assert crop_encodes == 2
+
+
+def test_the_condition_cache_keeps_the_most_recently_used_latents(editor, vae_input_sizes):
+    naming = Editor(editor.pipe, condition_cache_size=2)
+    images = torch.cat([uint8_image(seed) for seed in range(3)])
+    for ids, encoded in (([0, 1], 2), ([0], 0), ([2], 1), ([1], 1), ([0], 1)):  # [2] drops 1, [1] drops 0
+        vae_input_sizes.clear()
+        naming.encode_condition(images[ids], [(name, (32, 32)) for name in ids])
+        assert len(vae_input_sizes) == (encoded > 0) and (not encoded or vae_input_sizes == [(32, 32)])
+    with pytest.raises(ValueError, match="2 condition ids for 1"):
+        naming.encode_condition(images[:1], [0, 1])

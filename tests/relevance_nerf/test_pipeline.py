@@ -126,6 +126,19 @@ def test_a_view_outside_its_latest_mask_is_the_original_photo(toy_scene, tiny_ch
     assert (after != original).any(dim=-1)[tight[..., 0]].any()
 
 
+def test_a_view_edited_again_is_conditioned_on_its_photo_without_encoding_it_again(
+    toy_scene, tiny_checkpoint, monkeypatch, vae_input_sizes
+):
+    pipeline = _pipeline(toy_scene, tiny_checkpoint)
+    _render_masks(pipeline, monkeypatch, {0: _rectangle(slice(4, 28), slice(4, 28))})
+    encodes = []
+    for _ in range(2):
+        vae_input_sizes.clear()
+        pipeline.edit_view(0)
+        encodes.append(len(vae_input_sizes))
+    assert encodes == [2, 1]  # its photo and the training image the edit starts from, then that image alone
+
+
 def test_views_edited_together_take_one_editor_call_and_each_changes_only_inside_its_own_mask(
     toy_scene, tiny_checkpoint, monkeypatch
 ):
