@@ -43,6 +43,9 @@ FP16_UNET = "unet/diffusion_pytorch_model.fp16.safetensors"
 """diffusers' name of a UNet's fp16 variant weights (timbrooks/instruct-pix2pix ships them for every component;
 diffusers loads the default weights of a component without them)."""
 DEFAULT_UNET = "unet/diffusion_pytorch_model.safetensors"
+CONDITION_CACHE_SIZE = 1024
+"""Condition latents an ``Editor`` keeps (``Editor.edit``'s ``condition_ids``): 1024 views' worth is 32 MiB at
+SD-1.5's 512 px in fp16 (4 x 64 x 64 latents each)."""
 
 
 class EditorLoadError(ValueError):
@@ -149,12 +152,12 @@ class Editor:
     side and brought back (``editaction.resize``).
     """
 
-    def __init__(self, pipe: StableDiffusionInstructPix2PixPipeline, condition_cache_size: int = 1024):
+    def __init__(self, pipe: StableDiffusionInstructPix2PixPipeline, condition_cache_size: int = CONDITION_CACHE_SIZE):
+        if condition_cache_size < 0:
+            raise ValueError(f"condition_cache_size must be non-negative, got {condition_cache_size}")
         self.pipe = pipe
         self._instruction_cache: dict[str, Tensor] = {}
-        # Condition latents kept for edit's condition_ids, the least recently used dropped first; 1024 views' worth
-        # is 32 MiB at SD-1.5's 512 px in fp16 (4 x 64 x 64 latents).
-        self.condition_cache_size = condition_cache_size
+        self.condition_cache_size = condition_cache_size  # the least recently used latents are dropped first
         self._condition_cache: OrderedDict[Hashable, Tensor] = OrderedDict()
 
     @classmethod
@@ -222,11 +225,13 @@ class Editor:
             return self.encode_images(condition)
         if len(keys) != condition.shape[0]:
             raise ValueError(f"got {len(keys)} condition ids for {condition.shape[0]} condition images")
+        if len(set(keys)) != len(keys):
+            raise ValueError("condition ids must differ within one call: each names one image")
         missing = [row for row, key in enumerate(keys) if key not in self._condition_cache]
         if missing:  # all of them in one call as a whole (the usual case: a batch of views edited first time)
             encoded = self.encode_images(condition if len(missing) == len(keys) else condition[missing])
             for row, latents in zip(missing, encoded, strict=True):
-                self._condition_cache[keys[row]] = latents
+                self._condition_cache[keys[row]] = latents.clone()  # not a view holding the batch's posterior
         for key in keys:
             self._condition_cache.move_to_end(key)
         latents = torch.stack([self._condition_cache[key] for key in keys])
@@ -424,7 +429,7 @@ class Editor:
     ) -> EditResult:
         """``edit`` on the box around the thresholded relevance (one box for the batch), pasted back into ``images``.
 
-        A cropped condition is named by its image's id and the box."""
+        A cropped condition is named by its image's id, the image's size and the box."""
         if tuple(relevance.shape[-2:]) != tuple(images.shape[-2:]):
             raise ValueError(f"relevance must have the images' size, got shape {tuple(relevance.shape)}")
         full = images.to(self.device, torch.float32, copy=True)  # pasted into: never the caller's tensor
@@ -441,7 +446,7 @@ class Editor:
             dataclasses.replace(config, crop_margin=None),
             generator,
             resolution,
-            None if condition_ids is None else [(name, box) for name in condition_ids],
+            None if condition_ids is None else [(name, tuple(images.shape[-2:]), box) for name in condition_ids],
         )
         full[window] = crop.images.float()
         mask = torch.zeros_like(full[:, :1], dtype=torch.bool)

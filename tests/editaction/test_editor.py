@@ -339,17 +339,35 @@ def test_a_named_condition_is_encoded_once_and_edits_as_an_unnamed_one(editor, v
     again, again_encodes = run(naming, condition_ids=[7])
     assert (first_encodes, again_encodes) == (2, 1)
     assert torch.equal(first, unnamed) and torch.equal(again, unnamed)
-    # another crop box of the same photo is another image
-    _, crop_encodes = run(naming, dataclasses.replace(config, crop_margin=0.25), condition_ids=[7])
-    assert crop_encodes == 2
+    # a crop of the same photo is another image, kept under the photo's name and its box
+    cropped = dataclasses.replace(config, crop_margin=0.25)
+    unnamed_crop, _ = run(editor, cropped)
+    crop_encodes = [run(naming, cropped, condition_ids=[7]) for _ in range(2)]
+    assert [encodes for _, encodes in crop_encodes] == [2, 1]
+    assert all(torch.equal(images, unnamed_crop) for images, _ in crop_encodes)
 
 
-def test_the_condition_cache_keeps_the_most_recently_used_latents(editor, vae_input_sizes):
+def test_the_condition_cache_keeps_the_most_recently_used_latents(editor, monkeypatch):
+    """Only the rows not kept are encoded, each kept under its own name; the oldest are dropped past the size."""
     naming = Editor(editor.pipe, condition_cache_size=2)
     images = torch.cat([uint8_image(seed) for seed in range(3)])
-    for ids, encoded in (([0, 1], 2), ([0], 0), ([2], 1), ([1], 1), ([0], 1)):  # [2] drops 1, [1] drops 0
-        vae_input_sizes.clear()
-        naming.encode_condition(images[ids], [(name, (32, 32)) for name in ids])
-        assert len(vae_input_sizes) == (encoded > 0) and (not encoded or vae_input_sizes == [(32, 32)])
+    expected = torch.cat([editor.encode_images(images[row : row + 1]) for row in range(3)])
+    rows_encoded = []
+    encode = Editor.encode_images
+
+    def recording(self, batch, generator=None):
+        rows_encoded.append(batch.shape[0])
+        return encode(self, batch, generator)
+
+    monkeypatch.setattr(Editor, "encode_images", recording)
+    for ids, encoded in (([0, 1], [2]), ([0], []), ([2, 0], [1]), ([1], [1]), ([2], [1])):  # [2, 0] drops 1
+        rows_encoded.clear()
+        latents = naming.encode_condition(images[ids], ids)
+        assert rows_encoded == encoded
+        torch.testing.assert_close(latents, expected[ids])
     with pytest.raises(ValueError, match="2 condition ids for 1"):
         naming.encode_condition(images[:1], [0, 1])
+    with pytest.raises(ValueError, match="must differ"):
+        naming.encode_condition(images[:2], [0, 0])
+    with pytest.raises(ValueError, match="non-negative"):
+        Editor(editor.pipe, condition_cache_size=-1)
