@@ -3,7 +3,7 @@
     python bench/edit_2d.py                      # tiny model, 128 px, 20 steps (CPU: about a minute)
     python bench/edit_2d.py --arch sd15 --size 256 --steps 10   # Stable Diffusion 1.5 sizes, random weights
     python bench/edit_2d.py --arch sd15 --size 512 --steps 4 --repeats 2 --only crop   # the crop rows alone
-    python bench/edit_2d.py --arch sd15 --size 512 --steps 20 --repeats 2 --only render   # the photo's latents kept
+    python bench/edit_2d.py --arch sd15 --size 256 --steps 4 --repeats 3 --only render   # the photo's latents kept
 
 Weights are random (speed and memory do not depend on their values). Each variant runs
 ``repeats`` times after one warm-up, taking turns with the others; the table gives the median
