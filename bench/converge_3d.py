@@ -48,20 +48,26 @@ CROP = ["--pipeline.edit.crop-margin", "0.25"]  # the margin of bench/README.md'
 NO_CROP = ["--pipeline.edit.crop-margin", "None"]  # the preset crops (TOY_EDIT_3D): schedules without crop say so
 WARM_UP_EDITS = ["--pipeline.edit-during-warmup", "True"]
 FIRST_ROUND = ["--pipeline.first-round", "True"]
+ONE_VIEW = ["--pipeline.edit-count", "1"]  # the preset edits 2 views per edit step: schedules of 1 view say so
 FILING = "relevance-edit-tiny at the issue's filing (1 view / 5 steps, whole view, 20 DDIM steps, no warm-up edits)"
 SCHEDULES = {
     BASELINE: INSTRUCT_NERF2NERF_OPTIONS + WHOLE_VIEW,
-    "threshold 0 at the preset's edit settings (1 view / 10 steps)": WHOLE_VIEW + ["--pipeline.edit-rate", "10"],
+    "threshold 0 at the preset's edit settings (1 view / 10 steps)": WHOLE_VIEW
+    + ONE_VIEW
+    + ["--pipeline.edit-rate", "10"],
     FILING: NO_CROP
+    + ONE_VIEW
     + ["--pipeline.edit.steps", "20", "--pipeline.edit-during-warmup", "False", "--pipeline.mask-downscale", "1"],
-    "relevance-edit-tiny as shipped (1 view / 5 steps, crop 1.0, 10 DDIM steps, edits during warm-up, masks at 1/2 "
+    "relevance-edit-tiny as shipped (2 views / 5 steps, crop 1.0, 10 DDIM steps, edits during warm-up, masks at 1/2 "
     "resolution)": [],
-    "relevance-edit-tiny as shipped, 2 views / 5 steps": ["--pipeline.edit-count", "2"],
+    "relevance-edit-tiny as shipped, 1 view / 5 steps": ONE_VIEW,
     "relevance-edit-tiny as shipped, 4 views / 5 steps": ["--pipeline.edit-count", "4"],
     "relevance-edit-tiny as shipped, masks rendered at full resolution": ["--pipeline.mask-downscale", "1"],
     "relevance-edit-tiny as shipped, masks rendered at 1/3 resolution": ["--pipeline.mask-downscale", "3"],
-    "relevance-edit-tiny as shipped, first round, then 1 view / 10 steps": FIRST_ROUND + ["--pipeline.edit-rate", "10"],
-    "relevance-edit-tiny as shipped, first round, then 1 view / 5 steps": FIRST_ROUND,
+    "relevance-edit-tiny as shipped, first round, then 1 view / 10 steps": FIRST_ROUND
+    + ONE_VIEW
+    + ["--pipeline.edit-rate", "10"],
+    "relevance-edit-tiny as shipped, first round, then 1 view / 5 steps": FIRST_ROUND + ONE_VIEW,
     "relevance-edit-tiny as shipped, 20 DDIM steps": ["--pipeline.edit.steps", "20"],
     "relevance-edit-tiny as shipped, no warm-up edits": ["--pipeline.edit-during-warmup", "False"],
     "relevance-edit-tiny as shipped, no crop": NO_CROP,
@@ -69,20 +75,24 @@ SCHEDULES = {
     + ["--pipeline.mask-downscale", "1"],
     "relevance-edit-tiny as shipped, no crop, no warm-up edits": NO_CROP + ["--pipeline.edit-during-warmup", "False"],
     "relevance-edit-tiny as shipped, first round, then 1 view / 5 steps, 20 DDIM steps": FIRST_ROUND
+    + ONE_VIEW
     + ["--pipeline.edit.steps", "20"],
-    "relevance, IN2N (1 view / 10 steps)": ["--pipeline.edit-rate", "10"] + NO_CROP,
-    "relevance, IN2N (1 view / 10 steps), crop": ["--pipeline.edit-rate", "10"] + CROP,
-    "relevance, IN2N (1 view / 10 steps), crop, settle 0.02": ["--pipeline.edit-rate", "10"] + CROP + SETTLE,
-    "relevance-edit-tiny (1 view / 5 steps), crop": CROP,
-    "relevance-edit-tiny (1 view / 5 steps), crop, edits during warm-up": CROP + WARM_UP_EDITS,
-    "relevance-edit-tiny (1 view / 5 steps), crop, 10 DDIM steps": CROP + ["--pipeline.edit.steps", "10"],
-    "relevance-edit-tiny (1 view / 5 steps), crop, edits during warm-up, 10 DDIM steps": CROP
+    "relevance, IN2N (1 view / 10 steps)": ONE_VIEW + ["--pipeline.edit-rate", "10"] + NO_CROP,
+    "relevance, IN2N (1 view / 10 steps), crop": ONE_VIEW + ["--pipeline.edit-rate", "10"] + CROP,
+    "relevance, IN2N (1 view / 10 steps), crop, settle 0.02": ONE_VIEW + ["--pipeline.edit-rate", "10"] + CROP + SETTLE,
+    "relevance-edit-tiny (1 view / 5 steps), crop": ONE_VIEW + CROP,
+    "relevance-edit-tiny (1 view / 5 steps), crop, edits during warm-up": ONE_VIEW + CROP + WARM_UP_EDITS,
+    "relevance-edit-tiny (1 view / 5 steps), crop, 10 DDIM steps": ONE_VIEW + CROP + ["--pipeline.edit.steps", "10"],
+    "relevance-edit-tiny (1 view / 5 steps), crop, edits during warm-up, 10 DDIM steps": ONE_VIEW
+    + CROP
     + WARM_UP_EDITS
     + ["--pipeline.edit.steps", "10"],
-    "relevance-edit-tiny (1 view / 5 steps), crop, edits during a 100-step warm-up, 10 DDIM steps": CROP
+    "relevance-edit-tiny (1 view / 5 steps), crop, edits during a 100-step warm-up, 10 DDIM steps": ONE_VIEW
+    + CROP
     + WARM_UP_EDITS
     + ["--pipeline.edit.steps", "10", "--pipeline.relevance-warmup-steps", "100"],
-    "relevance-edit-tiny (1 view / 5 steps), crop, edits during warm-up, 5 DDIM steps": CROP
+    "relevance-edit-tiny (1 view / 5 steps), crop, edits during warm-up, 5 DDIM steps": ONE_VIEW
+    + CROP
     + WARM_UP_EDITS
     + ["--pipeline.edit.steps", "5"],
     "relevance, rounds / 50 steps": ROUNDS_50 + NO_CROP,
@@ -93,15 +103,16 @@ SCHEDULES = {
     + CROP
     + ["--pipeline.relevance-warmup-steps", "20"],
 }
-"""Name -> ``ns-train relevance-edit-tiny`` options; the preset edits with the toy editor's guidance (1.25 / 1) from
-pure noise (strength 1.0, ``TOY_STRENGTH_RANGE``). Rounds: every view in turn, as Instruct-GS2GS's dataset updates
-(all views every 2.5k of 30k steps), here every 50 steps, 4 views per editor call. Settle: views whose strong edit
-changed them by less than 0.02 are not edited again. Crop: the editor sees the mask's box with a margin of 0.25 of
-its side (the preset's: 1.0). Edits during warm-up: from the first step, under each view's own 2D relevance map
-until the field has warmed up (with crop, only the box the editor sees is rendered). First round: every view edited
-once at the first edit step, then the schedule. Masks at 1/n resolution: after the warm-up, an edit from pure noise
-renders its view's relevance on a grid n times coarser, upsampled to the mask. At the issue's filing: the preset's
-schedule then (whole views, 20 DDIM steps, no warm-up edits) with today's editor and strength."""
+"""Name -> ``ns-train relevance-edit-tiny`` options; the preset edits 2 views every 5 steps (one editor call) with the
+toy editor's guidance (1.25 / 1) from pure noise (strength 1.0, ``TOY_STRENGTH_RANGE``). Rounds: every view in turn,
+as Instruct-GS2GS's dataset updates (all views every 2.5k of 30k steps), here every 50 steps, 4 views per editor
+call. Settle: views whose strong edit changed them by less than 0.02 are not edited again. Crop: the editor sees the
+mask's box with a margin of 0.25 of its side (the preset's: 1.0). Edits during warm-up: from the first step, under
+each view's own 2D relevance map until the field has warmed up (with crop, only the box the editor sees is
+rendered). First round: every view edited once at the first edit step, then the schedule. Masks at 1/n resolution:
+after the warm-up, an edit from pure noise renders its view's relevance on a grid n times coarser, upsampled to the
+mask. At the issue's filing: the preset's schedule then (1 view, whole views, 20 DDIM steps, no warm-up edits) with
+today's editor and strength."""
 MIN_SUCCESS = 0.9
 
 

@@ -162,7 +162,7 @@ def test_views_edited_together_take_one_editor_call_and_each_changes_only_inside
 def test_a_view_whose_strong_edit_stopped_changing_settles_and_later_turns_pass_it_over(
     toy_scene, tiny_checkpoint, monkeypatch
 ):
-    pipeline = _pipeline(toy_scene, tiny_checkpoint, settle_tolerance=0.02)
+    pipeline = _pipeline(toy_scene, tiny_checkpoint, settle_tolerance=0.02, edit_count=1)
     pipeline.compute_relevance_targets()
     masks = {index: _rectangle(slice(4, 20), slice(8, 24)) for index in range(24)}
     _render_masks(pipeline, monkeypatch, masks)
@@ -217,7 +217,7 @@ def test_threshold_zero_computes_no_relevance_until_the_threshold_is_raised(
     """Instruct-NeRF2NeRF's setting edits from the first step without 2D relevance (its saved views have none, and
     a resumed run restores them); a threshold raised later (the viewer's slider) computes the targets before the
     next step and starts the field's warm-up."""
-    pipeline = _pipeline(toy_scene, tiny_checkpoint, refresh_relevance="on-edit")
+    pipeline = _pipeline(toy_scene, tiny_checkpoint, refresh_relevance="on-edit", edit_count=1)
     pipeline.set_edit(threshold=0.0)
     pipeline.bind_run(tmp_path)
     calls = []
@@ -509,7 +509,9 @@ def test_a_data_set_without_rgb_images_is_refused(tmp_path, tiny_checkpoint):
 def test_warm_up_edits_use_each_views_own_2d_map_and_later_edits_the_rendered_mask(
     toy_scene, tiny_checkpoint, monkeypatch, during_warmup
 ):
-    pipeline = _pipeline(toy_scene, tiny_checkpoint, edit_during_warmup=during_warmup, relevance_warmup_steps=10)
+    pipeline = _pipeline(
+        toy_scene, tiny_checkpoint, edit_during_warmup=during_warmup, relevance_warmup_steps=10, edit_count=1
+    )
     rendered = {index: _rectangle(slice(4, 20), slice(8, 24)) for index in range(24)}
     _render_masks(pipeline, monkeypatch, rendered)
     order, datamanager = pipeline._view_order, pipeline.datamanager
@@ -638,4 +640,5 @@ def test_first_round_edits_every_view_at_the_first_edit_step_then_follows_the_sc
     assert all(changed[index].any() for index in range(views) if own[index].any())
     for step in range(1, pipeline.config.edit_rate + 1):
         pipeline._before_step(step)
-    assert pipeline.edits_done == views + 1 and pipeline.next_view() == pipeline._view_order[1]  # one per edit_rate
+    count = pipeline.config.edit_count  # then edit_count views per edit_rate steps
+    assert pipeline.edits_done == views + count and pipeline.next_view() == pipeline._view_order[count]
