@@ -141,11 +141,16 @@ class ConvergeArgs:
 
 
 def _train(method: str, run: Path, extra: list[str], scene: Path) -> float:
-    """Run ``ns-train`` into ``run`` unless it finished earlier; returns its start time (epoch seconds).
+    """Run ``ns-train`` into ``run`` unless it finished earlier with the same method and options; returns its start
+    time (epoch seconds).
 
-    An unfinished run is started again from nothing: its wall-clock and checkpoints would not be one run's."""
-    started = run / "started"
+    An unfinished run is started again from nothing: its wall-clock and checkpoints would not be one run's. A finished
+    one with other options (a schedule whose name stayed while the preset's defaults changed) is refused, not reused:
+    each run records its method and options, the ``--out`` folder written as OUT, in ``settings.json``."""
+    started, settings = run / "started", json.dumps([method, *(o.replace(str(run.parent), "OUT") for o in extra)])
     if (run / "done").is_file():
+        if not (run / "settings.json").is_file() or (run / "settings.json").read_text() != settings:
+            raise SystemExit(f"error: {run} was trained with other options than {settings}; choose another --out")
         return float(started.read_text())
     if started.is_file():  # an earlier bench run's folder, cut short
         shutil.rmtree(run)
@@ -153,6 +158,7 @@ def _train(method: str, run: Path, extra: list[str], scene: Path) -> float:
         raise SystemExit(f"error: {run} exists and is not this bench's; choose another --out")
     run.mkdir(parents=True)
     write_text_atomic(started, f"{time.time()}\n")
+    write_text_atomic(run / "settings.json", settings)
     command = [
         NS_TRAIN, method, "--vis", "tensorboard", "--machine.device-type", DEVICE, "--output-dir", str(run.parent),
         "--experiment-name", run.name, "--timestamp", "run", *extra, "nerfstudio-data", "--data", str(scene),
@@ -243,6 +249,9 @@ def _plot(curves: dict[str, list[dict]], path: Path) -> None:
 
 def main() -> None:
     args = tyro.cli(ConvergeArgs, description=__doc__)
+    for part in (*args.only, *args.skip):
+        if not any(part in name for name in SCHEDULES):
+            raise SystemExit(f"error: {part!r} (--only / --skip) is in no schedule's name; see SCHEDULES")
     scene = args.out / "scene"
     if not (scene / "transforms.json").is_file():
         write_scene(scene, SceneSpec())

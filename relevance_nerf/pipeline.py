@@ -73,7 +73,7 @@ class RelevanceEditPipelineConfig(VanillaPipelineConfig):
     first_round: bool = False
     """Edit every training view once at the first edit step (``views_per_call`` per editor call), then follow the
     schedule: every view trains on an edit from the start, as in Instruct-GS2GS's dataset updates, instead of only
-    those the one-view-per-``edit_rate`` schedule has reached."""
+    those the ``edit_count``-per-``edit_rate`` schedule has reached."""
     edit_rate: int = 10
     """Edit every this many steps after the warm-up (IN2N: 10)."""
     edit_count: int = 1

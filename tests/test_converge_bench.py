@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 import sys
+
+import pytest
 
 from tests.conftest import REPO
 
@@ -42,3 +45,35 @@ def test_the_second_half_averages_from_its_first_step_and_keeps_the_lowest_succe
     assert converge_3d.second_half(points, first_step=0)["psnr_vs_before"] == 36.0
     past_the_end = converge_3d.second_half(points, first_step=9)  # the last checkpoint alone
     assert past_the_end == {"success": 1.0, "psnr_vs_before": 36.0, "hue_spread": 3.0}
+
+
+def test_every_schedule_named_for_one_view_edits_one_view():
+    """The tiny preset edits 2 views per edit step: a schedule named "1 view" must say --pipeline.edit-count 1."""
+    for name, options in converge_3d.SCHEDULES.items():
+        counts = [options[i + 1] for i, option in enumerate(options) if option == "--pipeline.edit-count"]
+        if "1 view" in name:
+            assert counts == ["1"], name
+        elif "as shipped (" in name:  # the preset's own defaults
+            assert counts == [], name
+
+
+def test_a_finished_run_is_reused_only_with_the_options_it_was_trained_with(tmp_path, monkeypatch):
+    run = tmp_path / "schedule"
+    run.mkdir()
+    (run / "started").write_text("123.5\n")
+    (run / "done").write_text("")
+    options = ["--load-dir", str(tmp_path / "nerfacto"), "--pipeline.edit-count", "1"]
+    (run / "settings.json").write_text(json.dumps(["relevance-edit-tiny", "--load-dir", "OUT/nerfacto", *options[2:]]))
+    monkeypatch.setattr(converge_3d.subprocess, "run", lambda *a, **k: pytest.fail("a finished run was trained again"))
+    assert converge_3d._train("relevance-edit-tiny", run, options, tmp_path / "scene") == 123.5
+    with pytest.raises(SystemExit, match="trained with other options"):  # the same name, another default
+        converge_3d._train("relevance-edit-tiny", run, options[:2], tmp_path / "scene")
+    (run / "settings.json").unlink()  # a run from before the bench recorded its options
+    with pytest.raises(SystemExit, match="trained with other options"):
+        converge_3d._train("relevance-edit-tiny", run, options, tmp_path / "scene")
+
+
+def test_an_only_name_that_matches_no_schedule_is_refused(monkeypatch):
+    monkeypatch.setattr(sys, "argv", ["converge_3d.py", "--only", "as shipped (1 view"])
+    with pytest.raises(SystemExit, match="is in no schedule's name"):
+        converge_3d.main()

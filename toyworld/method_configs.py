@@ -104,9 +104,10 @@ relevance_edit_tiny = MethodSpecification(
             edit_during_warmup=True,  # converge bench: every held-out view recoloured 60 steps sooner
             edit_rate=5,
             # 2 views per edit step, one editor call: 20 views edited by the end of the warm-up instead of 10, every
-            # held-out view recoloured 30 steps sooner (bench/converge_3d.py runs 21-25, seeds 0-4, 2026-12-05:
-            # converged at step 1050 in 20-22 s against 1080 in 23-25 s, second-half PSNR outside vs before 34.99
-            # against 35.04 dB, the schedule at the filing 34.85; validation layouts: see README).
+            # held-out view recoloured one checkpoint (30 steps) sooner (bench/converge_3d.py runs 21-25, seeds 0-4,
+            # 2026-12-05: converged at step 1050 in 20-22 s against 1080 in 23-25 s, second-half PSNR outside vs
+            # before 34.99 against 35.04 dB, the schedule at the filing 34.85; validation layouts 100% either
+            # way, 0.1-0.7 dB less outside the object: README, "Wall-clock to a converged edit").
             edit_count=2,
             # After the warm-up an edit from pure noise renders only its mask: at half resolution, 4x fewer rays
             # (bench/converge_3d.py runs 8-9, 2026-11-27: 30 steps after the warm-up took 8-12 s instead of 13-17,

@@ -54,7 +54,7 @@ def edit_args(toy_scene: Path, runs: Path, editor: Path, load_dir: Path, timesta
         "relevance-edit-tiny", "--text", TEXT, "--pipeline.editor", str(editor),
         "--load-dir", str(load_dir / "nerfstudio_models"), "--output-dir", str(runs),
         "--timestamp", timestamp, "--max-num-iterations", "12", "--steps-per-save", "6",
-        "--pipeline.relevance-warmup-steps", "4", "--pipeline.edit-rate", "2", "--pipeline.edit.steps", "4",
+        "--pipeline.relevance-warmup-steps", "4", "--pipeline.edit-rate", "4", "--pipeline.edit.steps", "4",
         "nerfstudio-data", "--data", str(toy_scene),  # the dataparser subcommand, as users write it
     ]  # fmt: skip
 

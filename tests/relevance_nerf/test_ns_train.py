@@ -24,7 +24,7 @@ def test_nerfacto_then_relevance_edit_write_checkpoints_and_edits(toy_scene, ner
     targets = load_file(edits / "relevance_targets.safetensors")["relevance"]
     assert targets.shape == (8, 32, 32, 1) and 0 <= targets.min() and targets.max() <= 1  # 8 training views
     views = sorted((edits / "views").glob("*.safetensors"))
-    assert len(views) == 6  # edits at steps 20, 22, ..., 30: the preset edits during its 4-step warm-up too
+    assert len(views) == 6  # 2 views at steps 20, 24, 28: the preset edits during its 4-step warm-up too
     assert len(list((edits / "views").glob("*.png"))) == 6
     assert (edit_run / "config.yml").read_text().count(TEXT) >= 1
 

@@ -159,6 +159,23 @@ def test_views_edited_together_take_one_editor_call_and_each_changes_only_inside
         assert changed[masks[index][..., 0]].any() and not changed[~masks[index][..., 0]].any()
 
 
+def test_the_tiny_presets_warm_up_edits_two_views_in_one_call_each_under_its_own_2d_map(
+    toy_scene, tiny_checkpoint, monkeypatch
+):
+    pipeline = _pipeline(toy_scene, tiny_checkpoint)  # the preset's schedule: 2 views per step, edits during warm-up
+    assert pipeline.config.edit_count == 2 and pipeline.config.edit_during_warmup
+    inputs = _record_edit_inputs(pipeline, monkeypatch)
+    datamanager, order = pipeline.datamanager, pipeline._view_order
+    before = datamanager.image(slice(None)).clone()
+    pipeline._before_step(0)  # the relevance targets, then the first edit step, in the warm-up
+    assert pipeline._warming_up and [len(images) for images in inputs] == [2] and pipeline.edits_done == 2
+    changed = (datamanager.image(slice(None)) != before).any(dim=-1)
+    for index in order[:2]:
+        own = edit_mask(datamanager.relevance(index), THRESHOLD)[..., 0]
+        assert changed[index][own].any() and not changed[index][~own].any()
+    assert not changed[order[2:]].any()
+
+
 def test_a_view_whose_strong_edit_stopped_changing_settles_and_later_turns_pass_it_over(
     toy_scene, tiny_checkpoint, monkeypatch
 ):
