@@ -14,7 +14,7 @@
 (c) A capture-size scene (noise views of 1600x900, as ``ns-process-data`` leaves a phone capture):
     relevance-edit at threshold 0 (every edit runs the editor), ``--pipeline.edit-resolution`` 512;
     the 2D relevance of all views, seconds per iteration with an edit, peak GPU memory.
-(d) Whether tinycudann ran the hash grids.
+(d) Whether tinycudann was importable (nerfstudio's install command when not) and ran the hash grids.
 Every edit and render is checked for non-finite values (fp16 overflow); a failed check ends the table with
 ``FAILED`` lines and exit code 1. Weights are random: speed and memory do not depend on their values.
 """
@@ -78,6 +78,21 @@ class RunTimes:
     def median(self, which: str) -> float:
         values = getattr(self, which)
         return statistics.median(values) if values else float("nan")
+
+
+TINYCUDANN_INSTALL = "pip install ninja git+https://github.com/NVlabs/tiny-cuda-nn/#subdirectory=bindings/torch"
+"""nerfstudio's instruction: tinycudann is not on PyPI."""
+
+
+def tinycudann_importable() -> tuple[bool, str]:
+    """Whether ``import tinycudann`` works, and why not in a few words when installed but broken."""
+    if importlib.util.find_spec("tinycudann") is None:
+        return False, " (not installed)"
+    try:
+        importlib.import_module("tinycudann")
+    except Exception as error:  # a wheel for another CUDA or torch raises ImportError, OSError or RuntimeError
+        return False, f" (installed, import failed: {type(error).__name__}: {str(error).splitlines()[0][:80]})"
+    return True, ""
 
 
 def _uses_tcnn(model: torch.nn.Module) -> bool:
@@ -233,8 +248,8 @@ def main() -> int:
             if not timed.finite:
                 failures.append("3D: capture-size relevance-edit rendered or wrote non-finite values")
 
-    # (d) tinycudann.
-    installed = importlib.util.find_spec("tinycudann") is not None
+    # (d) tinycudann: importable, not only installed (a build for another CUDA or torch fails at import).
+    importable, import_note = tinycudann_importable()
     used = any(run.uses_tcnn for run in runs)
     name = torch.cuda.get_device_name(0) if device.type == "cuda" else "CPU"
     print(f"\n{name}, torch {torch.__version__}, CUDA {torch.version.cuda}")
@@ -242,7 +257,12 @@ def main() -> int:
     print(f"| part | variant | time | x first row of part | {memory} | x first row |\n|---|---|---|---|---|---|")
     print("\n".join(rows))
     yes_no = {True: "yes", False: "no"}
-    print(f"| tinycudann | installed: {yes_no[installed]}; the hash grids ran on it: {yes_no[used]} | | | | |")
+    print(
+        f"| tinycudann | importable: {yes_no[importable]}{import_note}; the hash grids ran on it: {yes_no[used]} "
+        "| | | | |"
+    )
+    if not importable:
+        print(f"tinycudann: not importable; to install it: {TINYCUDANN_INSTALL}")
     print(f"\ntotal {time.perf_counter() - start:.0f} s")
     for failure in failures:
         print(f"FAILED: {failure}")
