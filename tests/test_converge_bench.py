@@ -47,14 +47,20 @@ def test_the_second_half_averages_from_its_first_step_and_keeps_the_lowest_succe
     assert past_the_end == {"success": 1.0, "psnr_vs_before": 36.0, "hue_spread": 3.0}
 
 
-def test_every_schedule_named_for_one_view_edits_one_view():
-    """The tiny preset edits 2 views per edit step: a schedule named "1 view" must say --pipeline.edit-count 1."""
-    for name, options in converge_3d.SCHEDULES.items():
-        counts = [options[i + 1] for i, option in enumerate(options) if option == "--pipeline.edit-count"]
-        if "1 view" in name:
-            assert counts == ["1"], name
-        elif "as shipped (" in name:  # the preset's own defaults
-            assert counts == [], name
+def test_the_bench_runs_the_shipped_preset_and_the_instruct_nerf2nerf_baseline():
+    from relevance_nerf.method_configs import INSTRUCT_NERF2NERF_OPTIONS
+
+    assert converge_3d.SCHEDULES[converge_3d.SHIPPED] == []  # the preset's own defaults
+    baseline = converge_3d.SCHEDULES[converge_3d.BASELINE]
+    assert baseline[: len(INSTRUCT_NERF2NERF_OPTIONS)] == INSTRUCT_NERF2NERF_OPTIONS
+    assert len(converge_3d.SCHEDULES) == 2
+
+
+def test_the_ratio_line_names_a_schedule_that_never_converged():
+    shipped, baseline = converge_3d.SHIPPED, converge_3d.BASELINE
+    assert converge_3d.ratio_line({shipped: 20.0, baseline: 80.0}).endswith("ratio 0.25")
+    assert "the preset never converged" in converge_3d.ratio_line({shipped: None, baseline: 80.0})
+    assert "the baseline never converged" in converge_3d.ratio_line({shipped: 20.0, baseline: None})
 
 
 def test_a_finished_run_is_reused_only_with_the_options_it_was_trained_with(tmp_path, monkeypatch):
@@ -68,12 +74,6 @@ def test_a_finished_run_is_reused_only_with_the_options_it_was_trained_with(tmp_
     assert converge_3d._train("relevance-edit-tiny", run, options, tmp_path / "scene") == 123.5
     with pytest.raises(SystemExit, match="trained with other options"):  # the same name, another default
         converge_3d._train("relevance-edit-tiny", run, options[:2], tmp_path / "scene")
-    (run / "settings.json").unlink()  # a run from before the bench recorded its options
+    (run / "settings.json").unlink()  # a finished run whose options are unknown
     with pytest.raises(SystemExit, match="trained with other options"):
         converge_3d._train("relevance-edit-tiny", run, options, tmp_path / "scene")
-
-
-def test_an_only_name_that_matches_no_schedule_is_refused(monkeypatch):
-    monkeypatch.setattr(sys, "argv", ["converge_3d.py", "--only", "as shipped (1 view"])
-    with pytest.raises(SystemExit, match="is in no schedule's name"):
-        converge_3d.main()

@@ -52,9 +52,6 @@ class TrainConfig:
     instruction, no change"). IP2P's text-free branch nearly reproduces the input because its many edit
     kinds average out; a data set of few edit kinds (the toy world) needs "input" for the same behaviour,
     on which relevance maps (the text vs no-text gap) rely."""
-    snr_gamma: float | None = None
-    """Min-SNR-gamma loss weighting (Hang et al. 2023, gamma 5): caps the weight of low-noise timesteps, whose
-    easy targets otherwise take most of the gradient; None weighs every timestep alike (IP2P)."""
     changed_region_weight: float = 1.0
     """Loss weight of the latent cells where the edited image differs from the input (1: uniform, as IP2P). An
     edit that touches a few percent of the view otherwise learns mostly to copy the rest."""
@@ -84,8 +81,6 @@ class TrainConfig:
             raise ValueError(f"resolution must be a multiple of 8, got {self.resolution}")
         if not 0 <= self.conditioning_dropout <= 1 / 3:
             raise ValueError(f"conditioning_dropout must be in [0, 1/3], got {self.conditioning_dropout}")
-        if self.snr_gamma is not None and self.snr_gamma <= 0:
-            raise ValueError(f"snr_gamma must be positive, got {self.snr_gamma}")
         if self.changed_region_weight < 1:
             raise ValueError(f"changed_region_weight must be at least 1, got {self.changed_region_weight}")
         if self.lambda_action < 0 or self.lambda_reg < 0:

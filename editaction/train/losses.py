@@ -50,12 +50,6 @@ def prediction_target(
     raise ValueError(f"unsupported scheduler prediction_type {prediction_type!r} ({', '.join(PREDICTION_TYPES)})")
 
 
-def min_snr_weights(snr: Float[Tensor, " b"], gamma: float, prediction_type: str) -> Float[Tensor, " b"]:
-    """Min-SNR-gamma (Hang et al. 2023): the x0-loss weight min(SNR, gamma), expressed for the model's target."""
-    capped = snr.clamp(max=gamma)
-    return capped / (snr + 1) if prediction_type == "v_prediction" else capped / snr
-
-
 def action_loss(error_right: Float[Tensor, " b"], error_negative: Float[Tensor, " b"]) -> Float[Tensor, " b"]:
     """Diffusion as classifier: -log softmax of -e over {right, negative} = softplus(e_T - e_T').
 

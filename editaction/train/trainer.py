@@ -17,7 +17,7 @@ import torch
 from accelerate import Accelerator
 from diffusers import StableDiffusionInstructPix2PixPipeline, UNet2DConditionModel
 from diffusers.optimization import get_scheduler
-from diffusers.training_utils import EMAModel, compute_snr
+from diffusers.training_utils import EMAModel
 from jaxtyping import Bool, Float
 from safetensors.torch import load_file, save_file
 from torch import Tensor
@@ -31,7 +31,6 @@ from editaction.train.losses import (
     PREDICTION_TYPES,
     action_loss,
     changed_region_weights,
-    min_snr_weights,
     per_sample_error,
     prediction_target,
     regularisation_loss,
@@ -258,9 +257,6 @@ class EditActionTrainer:
 
         error = per_sample_error(predicted, target, weights)
         static = error.mean()
-        if config.snr_gamma is not None:
-            snr_weights = min_snr_weights(compute_snr(scheduler, timesteps), config.snr_gamma, self.prediction_type)
-            static = (error * snr_weights).mean()
         action = None
         if negative:
             complete = ~drop_text & ~drop_image  # the contrast needs the full conditioning
