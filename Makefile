@@ -13,17 +13,10 @@ OUT ?= outputs/demo
 SCENE ?=
 EDITOR ?=
 PRESET ?= auto
-# 2D knobs: make edit-image MODEL=timbrooks/instruct-pix2pix IQR=1.5 SPACE=latent TEXT_GUIDANCE=7.5 IMAGE_GUIDANCE=1.5 \
-#   IMAGE=photo.jpg TEXT="turn the ball into an orange"
-# (the defaults suit the toy editor, toyworld.TOY_EDIT and TOY_RELEVANCE: IQR 10 in pixel space for its small objects,
-# guidance 1.25 / 1; WYS uses IQR 1.5 in latent space, InstructPix2Pix guidance 7.5 / 1.5)
+# 2D: make edit-image IMAGE=photo.jpg TEXT="turn the ball into an orange" [MODEL=timbrooks/instruct-pix2pix]
+# (the editor's own edit_settings.json gives steps, guidance and relevance settings; scripts/edit_image.py --help)
 MODEL ?= toyworld/models/toy-editor
 IMAGE ?= assets/toy-view.png
-STEPS ?= 20
-IQR ?= 10
-SPACE ?= pixel
-TEXT_GUIDANCE ?= 1.25
-IMAGE_GUIDANCE ?= 1
 
 .PHONY: demo edit-image gpu-check test test-fast lint train-smoke train-toy-editor evaluate-toy clean-venv
 
@@ -46,9 +39,7 @@ demo: $(STAMP)
 		$(if $(SCENE),--scene $(SCENE)) $(if $(EDITOR),--editor $(EDITOR))
 
 edit-image: $(STAMP)
-	$(PY) scripts/edit_image.py --image $(IMAGE) --text "$(TEXT)" --model $(MODEL) --steps $(STEPS) \
-		--iqr-factor $(IQR) --relevance-space $(SPACE) --text-guidance $(TEXT_GUIDANCE) --image-guidance $(IMAGE_GUIDANCE) \
-		--out outputs/edit-image --overwrite
+	$(PY) scripts/edit_image.py --image $(IMAGE) --text "$(TEXT)" --model $(MODEL) --out outputs/edit-image --overwrite
 
 outputs/toy-actions: | $(STAMP)
 	$(PY) scripts/make_toy_action_videos.py --out outputs/toy-videos

@@ -137,7 +137,7 @@ def main() -> None:
             pipeline.edit_view(pipeline.next_view())
             run_iteration(edit, s)
 
-        working_grid = pipeline._edit_grid
+        working_grid = pipeline.edit_grid
 
         def view_size_grid(size: tuple[int, int], colours: bool) -> tuple[int, int]:
             """The grids of edits before they rendered colours at the working size."""
@@ -150,13 +150,13 @@ def main() -> None:
             times["relevance-edit + edit"].append(seconds(lambda s=step: edit_iteration(s), device))
             step += 1
             if at_view_size:
-                pipeline._edit_grid = view_size_grid
+                pipeline.edit_grid = view_size_grid
                 times[VIEW_SIZE_RENDER].append(seconds(lambda s=step: edit_iteration(s), device))
-                pipeline._edit_grid = working_grid
+                pipeline.edit_grid = working_grid
                 step += 1
         peaks["relevance-edit + edit"] = peak_memory_mib(lambda s=step: edit_iteration(s), device)
         if at_view_size:
-            pipeline._edit_grid = view_size_grid
+            pipeline.edit_grid = view_size_grid
             peaks[VIEW_SIZE_RENDER] = peak_memory_mib(lambda s=step + 1: edit_iteration(s), device)
 
     medians = {name: statistics.median(values) for name, values in times.items()}

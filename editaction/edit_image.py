@@ -13,10 +13,11 @@ from pathlib import Path
 
 import torch
 
-from editaction.config import EditConfig, RelevanceConfig, RelevanceSpace
-from editaction.editor import Editor, EditorLoadError
+from editaction.config import EditConfig, RelevanceSpace
+from editaction.editor import Editor, EditorLoadError, check_editor_source
 from editaction.images import ImageReadError, read_image, relevance_to_rgb, to_array, write_image
 from editaction.resize import check_resolution, working_size
+from editaction.settings import EditOptions, RelevanceOptions, SettingsError, load_settings
 
 
 class UsageError(ValueError):
@@ -36,12 +37,12 @@ class EditImageArgs:
     model: str
     """Diffusers InstructPix2Pix checkpoint, a directory or hub id (default: the embedded toy editor;
     timbrooks/instruct-pix2pix for real photos)."""
-    steps: int = EditConfig.steps
-    """DDIM steps."""
-    text_guidance: float = EditConfig.text_guidance
-    """Guidance towards the instruction."""
-    image_guidance: float = EditConfig.image_guidance
-    """Guidance towards the input image."""
+    steps: int | None = None
+    """DDIM steps. Default: the editor's recommendation (its edit_settings.json; published InstructPix2Pix: 100)."""
+    text_guidance: float | None = None
+    """Guidance towards the instruction. Default: the editor's recommendation (published: 7.5)."""
+    image_guidance: float | None = None
+    """Guidance towards the input image. Default: the editor's recommendation (published: 1.5)."""
     resolution: int = 512
     """Long side in pixels at most that the editor sees (IP2P works at 256-512 px); larger images are edited at
     this size and brought back, unmasked pixels untouched. 0: the image's own size. Outputs keep the input's size."""
@@ -50,14 +51,14 @@ class EditImageArgs:
     crop_margin: float | None = EditConfig.crop_margin
     """Edit only the box around the relevant region, widened by this fraction of its longer side (e.g. 0.25):
     faster when the region is small, and with more of the working resolution spent on it. Default: the whole image."""
-    noise_samples: int = RelevanceConfig.noise_samples
-    """Noise draws averaged per relevance map."""
-    iqr_factor: float = RelevanceConfig.iqr_factor
-    """Relevance is clamped at Q3 + k * IQR before scaling (WYS: 1.5); raise k (10 for the toy editor) when the
-    edited object covers only a few percent of the image, or the clamp flattens the object into the background."""
-    relevance_space: RelevanceSpace = RelevanceConfig.space
+    noise_samples: int | None = None
+    """Noise draws averaged per relevance map. Default: the editor's recommendation (published: 1)."""
+    iqr_factor: float | None = None
+    """Relevance is clamped at Q3 + k * IQR before scaling; raise k when the edited object covers only a few percent
+    of the image, or the clamp flattens the object into the background. Default: the editor's (published: 1.5)."""
+    relevance_space: RelevanceSpace | None = None
     """latent (WYS) compares the noise predictions at latent resolution; pixel compares their decoded images,
-    sharper when objects span few latent cells (the toy editor) at two VAE decodes per noise draw."""
+    sharper when objects span few latent cells, at two VAE decodes per noise draw. Default: the editor's."""
     seed: int = 0
     """Random seed; the same seed and inputs give the same result."""
     no_relevance: bool = False
@@ -86,17 +87,22 @@ def check_outputs(args: EditImageArgs, paths: dict[str, Path]) -> None:
 def run(args: EditImageArgs) -> dict[str, Path]:
     if not args.text.strip():
         raise UsageError('--text is empty: give an instruction such as "make the cube blue"')
+    check_editor_source(args.model)
     try:
-        edit_config = EditConfig(
+        recommended = load_settings(args.model).image
+    except SettingsError as err:
+        raise EditorLoadError(str(err)) from None
+    try:
+        edit_config = EditOptions(
             steps=args.steps,
             text_guidance=args.text_guidance,
             image_guidance=args.image_guidance,
             threshold=0.0 if args.no_relevance else args.threshold,
             crop_margin=args.crop_margin,
-        )
-        relevance_config = RelevanceConfig(
+        ).resolve(recommended.edit)
+        relevance_config = RelevanceOptions(
             noise_samples=args.noise_samples, iqr_factor=args.iqr_factor, space=args.relevance_space
-        )
+        ).resolve(recommended.relevance)
         check_resolution(args.resolution)
     except ValueError as err:
         raise UsageError(str(err)) from None

@@ -37,6 +37,7 @@ from editaction.config import EditConfig, RelevanceConfig
 from editaction.masking import binarize, composite, to_latent_mask
 from editaction.relevance import predicted_clean_latents, prediction_gap, relevance_from_gap
 from editaction.resize import resize, restore_size, working_size
+from editaction.settings import EditorSettings, SettingsError, load_settings
 
 IP2P_PIPELINE = "StableDiffusionInstructPix2PixPipeline"
 FP16_UNET = "unet/diffusion_pytorch_model.fp16.safetensors"
@@ -152,10 +153,17 @@ class Editor:
     side and brought back (``editaction.resize``).
     """
 
-    def __init__(self, pipe: StableDiffusionInstructPix2PixPipeline, condition_cache_size: int = CONDITION_CACHE_SIZE):
+    def __init__(
+        self,
+        pipe: StableDiffusionInstructPix2PixPipeline,
+        settings: EditorSettings | None = None,
+        condition_cache_size: int = CONDITION_CACHE_SIZE,
+    ):
         if condition_cache_size < 0:
             raise ValueError(f"condition_cache_size must be non-negative, got {condition_cache_size}")
         self.pipe = pipe
+        self.settings = settings if settings is not None else EditorSettings()
+        """The checkpoint's recommended settings (``edit_settings.json``); edits and maps default to ``image``."""
         self._instruction_cache: dict[str, Tensor] = {}
         self.condition_cache_size = condition_cache_size  # the least recently used latents are dropped first
         self._condition_cache: OrderedDict[Hashable, Tensor] = OrderedDict()
@@ -167,11 +175,17 @@ class Editor:
         device: str | torch.device | None = None,
         dtype: torch.dtype | None = None,
     ) -> Editor:
-        """Load from a diffusers directory or hub id; fp16 on CUDA and fp32 on CPU unless ``dtype`` is given."""
+        """Load from a diffusers directory or hub id with its recommended settings (``editaction.settings``);
+        fp16 on CUDA and fp32 on CPU unless ``dtype`` is given."""
         device = torch.device(device) if device is not None else default_device()
         if dtype is None:
             dtype = torch.float16 if device.type == "cuda" else torch.float32
-        return cls(load_pipeline(model, device, dtype))
+        check_editor_source(model)
+        try:
+            settings = load_settings(model)
+        except SettingsError as err:
+            raise EditorLoadError(str(err)) from None
+        return cls(load_pipeline(model, device, dtype), settings)
 
     @property
     def device(self) -> torch.device:
@@ -282,17 +296,19 @@ class Editor:
         images: Float[Tensor, "b 3 h w"],
         instruction: str | Sequence[str],
         condition: Float[Tensor, "b 3 h w"] | None = None,
-        config: RelevanceConfig = RelevanceConfig(),
+        config: RelevanceConfig | None = None,
         generator: torch.Generator | None = None,
         resolution: int = 0,
     ) -> Float[Tensor, "b 1 h w"]:
         """Where ``instruction`` wants to change ``images``, in [0, 1] (Watch Your Steps).
 
-        ``condition`` is the image the model is conditioned on (defaults to ``images``).
+        ``condition`` is the image the model is conditioned on (defaults to ``images``); ``config`` defaults to
+        the checkpoint's recommendation for images (``settings.image.relevance``).
         Each noise draw is one UNet call batching the with- and without-instruction branches
         (and, with ``config.space == "pixel"``, one VAE decode of their clean-image estimates).
         Computed at the working size of ``resolution`` and upsampled bilinearly to the input's.
         """
+        config = self.settings.image.relevance if config is None else config
         images, condition = _batched(images), _batched(condition)
         size = tuple(images.shape[-2:])
         small = working_size(size, resolution)
@@ -333,7 +349,7 @@ class Editor:
         instruction: str | Sequence[str],
         condition: Float[Tensor, "b 3 h w"] | None = None,
         relevance: Float[Tensor, "b 1 h w"] | None = None,
-        config: EditConfig = EditConfig(),
+        config: EditConfig | None = None,
         generator: torch.Generator | None = None,
         resolution: int = 0,
         condition_ids: Sequence[Hashable] | None = None,
@@ -346,8 +362,10 @@ class Editor:
         are edited at its working size; the result equals ``images`` outside the upsampled mask.
         ``condition_ids`` name the ``condition`` images, one per row, each for the editor's lifetime (a training
         view's index): their latents are kept (``encode_condition``), so the NeRF loop, which conditions every edit
-        of a view on its unchanged photo, encodes each photo once at each size or crop box.
+        of a view on its unchanged photo, encodes each photo once at each size or crop box. ``config`` defaults to
+        the checkpoint's recommendation for images (``settings.image.edit``).
         """
+        config = self.settings.image.edit if config is None else config
         images, condition, relevance = _batched(images), _batched(condition), _batched(relevance)
         size = tuple(images.shape[-2:])
         if condition_ids is not None and condition is None:
@@ -467,7 +485,8 @@ class Editor:
             scheduler.set_timesteps(min(config.steps, max(top, 1)), device=self.device)
             return scheduler, scheduler.timesteps
         scheduler.set_timesteps(config.steps, device=self.device)
-        kept = min(int(config.steps * config.strength), config.steps)  # diffusers' img2img truncation
+        # diffusers' img2img truncation; the tolerance keeps e.g. strength 1/49 of 49 steps at one step, not zero
+        kept = min(math.floor(config.steps * config.strength + 1e-6), config.steps)
         if kept == 0:
             raise ValueError(f"strength {config.strength:g} leaves no step of {config.steps}; raise either")
         return scheduler, scheduler.timesteps[(config.steps - kept) * scheduler.order :]

@@ -32,7 +32,7 @@ INSTRUCT_NERF2NERF_OPTIONS = [
     "--pipeline.edit.threshold", "0",
     "--pipeline.strength-range", "0.02", "0.98",
     "--pipeline.edit.text-guidance", "7.5", "--pipeline.edit.image-guidance", "1.5",
-    "--pipeline.edit-rate", "10", "--pipeline.edit-count", "1", "--pipeline.first-round", "False",
+    "--pipeline.edit-rate", "10", "--pipeline.views-per-edit", "1", "--pipeline.first-round", "False",
 ]  # fmt: skip
 """``ns-train`` options that make any relevance-edit preset Instruct-NeRF2NeRF as published (no mask, its random
 strength in [0.02, 0.98], guidance 7.5 / 1.5, one view every 10 steps and no first round): the baseline of the demo

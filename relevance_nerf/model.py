@@ -22,6 +22,7 @@ from nerfstudio.models.nerfacto import NerfactoModel, NerfactoModelConfig
 from torch import Tensor
 from torch.nn import Parameter
 
+from editaction.config import EditConfig
 from relevance_nerf.metrics import deferred_lpips
 from relevance_nerf.relevance_field import RelevanceHead, edit_mask, render_relevance
 
@@ -81,8 +82,6 @@ class RelevanceNerfactoModelConfig(OfflineNerfactoModelConfig):
     relevance_num_layers: int = 2
     relevance_loss_mult: float = 1.0
     """Weight of the MSE between rendered and 2D relevance (WYS: 1)."""
-    edit_mask_threshold: float = 0.5
-    """Threshold of the ``edit_mask`` output; the relevance-edit pipeline sets it (``set_edit``)."""
 
 
 class GeometryKeepingNerfactoField(NerfactoField):
@@ -103,6 +102,8 @@ class GeometryKeepingNerfactoField(NerfactoField):
 class RelevanceNerfactoModel(OfflineNerfactoModel):
     config: RelevanceNerfactoModelConfig
     field: GeometryKeepingNerfactoField
+    edit_mask_threshold: float = EditConfig.threshold
+    """Threshold of the ``edit_mask`` output: the pipeline's edit threshold, which only it sets (``set_edit``)."""
 
     def populate_modules(self) -> None:
         if self.config.predict_normals:
@@ -160,7 +161,7 @@ class RelevanceNerfactoModel(OfflineNerfactoModel):
         coarser grid after upsampling it to the view's size instead (``edit_mask``'s ``size``).
         """
         outputs = super().get_outputs_for_camera_ray_bundle(camera_ray_bundle)
-        outputs[EDIT_MASK] = edit_mask(outputs[RELEVANCE], self.config.edit_mask_threshold).float()
+        outputs[EDIT_MASK] = edit_mask(outputs[RELEVANCE], self.edit_mask_threshold).float()
         return outputs
 
     @torch.no_grad()

@@ -4,13 +4,16 @@ Stage 1 computes the 2D relevance map of every training view with the editor and
 the relevance field learn them for ``relevance_warmup_steps`` before its masks are used
 (Watch Your Steps edits from the first step, with masks from an untrained field; here
 ``edit_during_warmup`` edits under each view's own 2D map meanwhile). Stage 2
-edits ``edit_count`` views every ``edit_rate`` steps (Instruct-NeRF2NeRF's iterative
+edits ``views_per_edit`` views every ``edit_rate`` steps (Instruct-NeRF2NeRF's iterative
 dataset update): render the view (at the editor's working size: it sees no more), binarize
 its rendered relevance upsampled to the view, edit the render with the one shared
 ``editaction.Editor`` conditioned on the original photo, and write the result into the
 training image inside the mask, the original photo outside it; ``first_round`` edits every view
 once at the first edit step. With ``settle_tolerance`` a view whose edit no longer changes
 its masked pixels is not edited again.
+
+Edit and relevance settings left unset take the editor checkpoint's recommendation for scenes
+(``editaction.settings``: its ``edit_settings.json``, else the published IN2N / WYS values).
 
 The editor is loaded only for training (``test_mode == "val"``): ``ns-viewer``,
 ``ns-render`` and ``ns-eval`` rebuild the pipeline in test mode and never load it, and it
@@ -35,10 +38,11 @@ from rich.progress import track
 from torch import Tensor
 from torch.cuda.amp.grad_scaler import GradScaler
 
-from editaction import INSTRUCT_PIX2PIX, EditConfig, Editor, EditorLoadError, RelevanceConfig
+from editaction import INSTRUCT_PIX2PIX, Editor, EditorLoadError
 from editaction.editor import crop_box
 from editaction.masking import composite
 from editaction.resize import check_resolution, resize, restore_size, working_size
+from editaction.settings import EditOptions, RelevanceOptions, SettingsError, load_settings
 from relevance_nerf.datamanager import RelevanceEditDataManager, RelevanceEditDataManagerConfig
 from relevance_nerf.edit_store import EditStore
 from relevance_nerf.errors import RelevanceEditError
@@ -55,51 +59,51 @@ class RelevanceEditPipelineConfig(VanillaPipelineConfig):
     """The edit instruction, e.g. "make the red cube blue" (ns-train's --text sets it)."""
     editor: str = INSTRUCT_PIX2PIX
     """InstructPix2Pix-family diffusers checkpoint, a directory or hub id (EditAction fine-tunes work too)."""
-    edit: EditConfig = field(default_factory=lambda: EditConfig(steps=20))
-    """Edit settings; 20 DDIM steps as in Instruct-NeRF2NeRF. threshold 0 edits everywhere (the IN2N baseline) and
-    computes no 2D relevance until the threshold is raised (the viewer's slider)."""
-    relevance: RelevanceConfig = field(default_factory=lambda: RelevanceConfig(iqr_factor=2.0))
-    """2D relevance settings; WYS clamps outliers at Q3 + 2 IQR in 3D."""
+    edit: EditOptions = field(default_factory=EditOptions)
+    """Edit settings; unset ones take the editor's recommendation for scenes (published: 20 DDIM steps, guidance
+    7.5 / 1.5 as in Instruct-NeRF2NeRF). threshold 0 edits everywhere (the IN2N baseline) and computes no 2D
+    relevance until the threshold is raised (the viewer's slider)."""
+    relevance: RelevanceOptions = field(default_factory=RelevanceOptions)
+    """2D relevance settings; unset ones take the editor's recommendation for scenes (published: WYS 3D, Q3 + 2 IQR)."""
+    strength_range: tuple[float, float] | None = None
+    """Each edit starts from the render noised to a random fraction of the noise schedule in this range. None: the
+    editor's recommendation (published: IN2N's 0.02-0.98)."""
     edit_resolution: int = 512
     """Long side in pixels at most that the editor sees; larger views are edited and their relevance computed at
     this size, then brought back (IP2P is trained at 256 px, works to about 512 px). 0: the view's own size."""
-    strength_range: tuple[float, float] = (0.02, 0.98)
-    """Each edit starts from the render noised to a random fraction of the schedule in this range (IN2N)."""
     relevance_warmup_steps: int = 500
     """Steps the relevance field trains on the 2D maps before its rendered masks are used."""
     edit_during_warmup: bool = False
     """Edit from the first step, under each view's own 2D relevance map (binarised as a rendered one) until the
     field has warmed up, instead of leaving the warm-up's steps without edits."""
     first_round: bool = False
-    """Edit every training view once at the first edit step (``views_per_call`` per editor call), then follow the
-    schedule: every view trains on an edit from the start, as in Instruct-GS2GS's dataset updates, instead of only
-    those the ``edit_count``-per-``edit_rate`` schedule has reached."""
+    """Edit every training view once at the first edit step, then follow the schedule: every view trains on an
+    edit from the start, as in Instruct-GS2GS's dataset updates."""
     edit_rate: int = 10
     """Edit every this many steps after the warm-up (IN2N: 10)."""
-    edit_count: int = 1
-    """Views edited each time (IN2N: 1; all views: rounds, as Instruct-GS2GS's dataset update)."""
+    views_per_edit: int = 1
+    """Training views edited at each edit step (IN2N: 1)."""
     settle_tolerance: float = 0.0
     """A view whose edit from at least half the noise schedule (strength >= 0.5) changed its masked pixels by less
     than this (mean absolute change, 0-1 scale) has settled: it is not edited again until the instruction or edit
     settings change. Weaker edits change little by design and cannot tell a finished view from an untouched one.
     0: edit every view to the end (IN2N)."""
-    refresh_relevance: Literal["never", "on-edit"] = "never"
-    """Keep each view's 2D relevance target from the warm-up, or recompute it against the render at each edit."""
     mask_downscale: int = 1
     """Edits from pure noise and edits that crop need a view's rendered mask but not its colours: its relevance is
     rendered this many times coarser than the view (this squared fewer rays; at most at the editor's working size)
     and upsampled. 1: the view's resolution, or the working size when that is smaller."""
-    views_per_call: int = 4
-    """Views per editor call, for the 2D relevance targets and for edits of several views at once (edit_count > 1):
-    one batch fills a GPU better than one view at a time."""
+    editor_batch_size: int = 4
+    """Views per editor call, for the 2D relevance targets and for the views of one edit step: one batch fills a
+    GPU better than one view at a time."""
     seed: int = 0
     """Seeds the view order, edit strengths and diffusion noise."""
 
     def __post_init__(self) -> None:
-        low, high = self.strength_range
-        if not 0.0 < low <= high <= 1.0:
-            raise ValueError(f"strength_range must satisfy 0 < low <= high <= 1, got {self.strength_range}")
-        for name in ("edit_rate", "edit_count", "views_per_call", "mask_downscale"):
+        if self.strength_range is not None:
+            low, high = self.strength_range
+            if not 0.0 < low <= high <= 1.0:
+                raise ValueError(f"strength_range must satisfy 0 < low <= high <= 1, got {self.strength_range}")
+        for name in ("edit_rate", "views_per_edit", "editor_batch_size", "mask_downscale"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
         if self.relevance_warmup_steps < 0:
@@ -121,6 +125,15 @@ def _to_hwc(image: Float[Tensor, "1 c h w"]) -> Float[Tensor, "h w c"]:
     return image[0].permute(1, 2, 0)
 
 
+@dataclass(frozen=True)
+class EditPlan:
+    """The views of one edit step, in the seeded order, and the settled views passed over to reach them."""
+
+    views: list[int]
+    passed: int = 0
+    """Turns of settled views met on the way: they count, so the order moves on as without them."""
+
+
 class RelevanceEditPipeline(VanillaPipeline):
     config: RelevanceEditPipelineConfig
     datamanager: RelevanceEditDataManager
@@ -137,7 +150,15 @@ class RelevanceEditPipeline(VanillaPipeline):
     ):
         if test_mode == "val" and not config.text.strip():  # training: the only mode that edits
             raise RelevanceEditError('the instruction is empty: pass --text "make the red cube blue"')
+        try:
+            recommended = load_settings(config.editor).scene
+        except SettingsError as error:
+            raise RelevanceEditError(str(error)) from error
         super().__init__(config, device, test_mode, world_size, local_rank, grad_scaler)
+        self.edit_config = config.edit.resolve(recommended.edit)
+        """The edit settings in force: the run's options over the editor's recommendation (the viewer changes them)."""
+        self.relevance_config = config.relevance.resolve(recommended.relevance)
+        self.strength_range = config.strength_range or recommended.strength_range
         self.settled: set[int] = set()
         """Views whose last strong edit changed less than ``settle_tolerance``: passed over until the edit changes."""
         self.set_edit()  # hands the model the mask threshold
@@ -145,21 +166,27 @@ class RelevanceEditPipeline(VanillaPipeline):
         self.store: EditStore | None = None
         self.editing_paused = False
         self.edits_done = 0
+        """Edit turns taken (skipped and passed-over ones included): the position in the view order."""
         self.edits_skipped = 0
         """Edit turns of this run skipped for an empty edit mask; ``edits_done`` counts them too."""
-        self._edits_start: int | None = None
-        self._field_ready: int | None = None
+        self.edits_start: int | None = None
+        """The first step that may edit (the start of the warm-up with ``edit_during_warmup``, else its end)."""
+        self.field_ready: int | None = None
         """The step from which edits use the field's rendered masks (after the warm-up)."""
-        self._warming_up = False
-        self._targets_stale = True
-        self._generator = torch.Generator().manual_seed(config.seed)
-        self._view_order = torch.randperm(len(self.datamanager.train_dataset), generator=self._generator).tolist()
+        self.targets_stale = True
+        """The relevance targets are not those of the current instruction: they are computed before the next step."""
+        self.generator = torch.Generator().manual_seed(config.seed)
+        """Draws the view order, edit strengths and diffusion noise: a run is reproducible from its seed."""
+        self.view_order = torch.randperm(len(self.datamanager.train_dataset), generator=self.generator).tolist()
+        """Training views in the seeded order that edits cycle through."""
+        self.step = 0
+        """The training step last started (``_before_step``)."""
 
         # Viewer controls (nerfstudio shows ViewerElements found on the pipeline).
         self.viewer_instruction = ViewerText("Instruction", config.text, cb_hook=lambda e: self.set_text(e.value))
         self.viewer_text_guidance = ViewerSlider(
             "Text guidance",
-            config.edit.text_guidance,
+            self.edit_config.text_guidance,
             0.0,
             15.0,
             0.1,
@@ -167,14 +194,19 @@ class RelevanceEditPipeline(VanillaPipeline):
         )
         self.viewer_image_guidance = ViewerSlider(
             "Image guidance",
-            config.edit.image_guidance,
+            self.edit_config.image_guidance,
             0.0,
             5.0,
             0.05,
             cb_hook=lambda e: self.set_edit(image_guidance=e.value),
         )
         self.viewer_threshold = ViewerSlider(
-            "Mask threshold", config.edit.threshold, 0.0, 1.0, 0.01, cb_hook=lambda e: self.set_edit(threshold=e.value)
+            "Mask threshold",
+            self.edit_config.threshold,
+            0.0,
+            1.0,
+            0.01,
+            cb_hook=lambda e: self.set_edit(threshold=e.value),
         )
         self.viewer_pause = ViewerCheckbox("Pause editing", False, cb_hook=lambda e: self.pause_editing(e.value))
 
@@ -196,31 +228,35 @@ class RelevanceEditPipeline(VanillaPipeline):
         if not text.strip() or text == self.config.text:
             return
         self.config.text = text
-        self._targets_stale = True
+        self.targets_stale = True
         self.settled.clear()
         if self.store is not None:
             self.store.instruction = text
 
     def set_edit(self, **changes: float) -> None:
-        """Change the edit settings; the only writer of the model's mask threshold.
+        """Change the edit settings in force; the only writer of the model's mask threshold.
 
-        The model owns the edit mask: it renders ``edit_mask`` for any view (the viewer shows it) and edits
-        use that output, so what the viewer shows is what gets edited. The threshold itself stays in the edit
-        settings (``--pipeline.edit.threshold``, the viewer's slider) because the editor binarises with it too.
+        The model renders ``edit_mask`` for any view (the viewer shows it) and edits use the same threshold, so
+        what the viewer shows is what gets edited.
         """
-        self.config.edit = dataclasses.replace(self.config.edit, **changes)
-        self.model.config.edit_mask_threshold = self.config.edit.threshold
+        self.edit_config = dataclasses.replace(self.edit_config, **changes)
+        self.model.edit_mask_threshold = self.edit_config.threshold
         self.settled.clear()
 
     def pause_editing(self, paused: bool) -> None:
         self.editing_paused = paused
+
+    @property
+    def warming_up(self) -> bool:
+        """Whether the relevance field is still learning the 2D maps (edits then use each view's own map)."""
+        return self.field_ready is not None and self.step < self.field_ready
 
     # ---- run state ----------------------------------------------------------------------------
 
     def bind_run(self, run_dir: Path, resume_from: Path | None = None) -> None:
         """Save edits under ``run_dir``; restore those an earlier run saved under ``resume_from``."""
         self.store = EditStore(run_dir, self.text)
-        if self.datamanager.has_relevance() and not self._targets_stale:
+        if self.datamanager.has_relevance() and not self.targets_stale:
             self.store.save_relevance_targets(self.datamanager.relevance(slice(None)))
         if resume_from is None:
             return
@@ -239,7 +275,7 @@ class RelevanceEditPipeline(VanillaPipeline):
                 raise RelevanceEditError(f"edits in {earlier.directory} do not match this data set's views")
             self.datamanager.set_relevance(slice(None), restored.relevance_targets)
             self.store.save_relevance_targets(restored.relevance_targets)
-            self._targets_stale = False
+            self.targets_stale = False
         for index, (image, relevance) in restored.views.items():
             if index >= self.datamanager.num_views or tuple(image.shape[:2]) != shape:
                 raise RelevanceEditError(f"edits in {earlier.directory} do not match this data set's views")
@@ -257,7 +293,7 @@ class RelevanceEditPipeline(VanillaPipeline):
         """2D relevance of every original training view, the relevance field's supervision."""
         assert self.editor is not None
         maps = []
-        batch = self.config.views_per_call
+        batch = self.config.editor_batch_size
         for start in track(
             range(0, self.datamanager.num_views, batch), description="2D relevance of the training views"
         ):
@@ -266,8 +302,8 @@ class RelevanceEditPipeline(VanillaPipeline):
                 self.editor.relevance_map(
                     images,
                     self.text,
-                    config=self.config.relevance,
-                    generator=self._generator,
+                    config=self.relevance_config,
+                    generator=self.generator,
                     resolution=self.config.edit_resolution,
                 )
             )
@@ -275,7 +311,7 @@ class RelevanceEditPipeline(VanillaPipeline):
         self.datamanager.set_relevance(slice(None), targets)
         if self.store is not None:
             self.store.save_relevance_targets(targets)
-        self._targets_stale = False
+        self.targets_stale = False
 
     # ---- stage 2: edits -----------------------------------------------------------------------
 
@@ -294,25 +330,22 @@ class RelevanceEditPipeline(VanillaPipeline):
     @torch.no_grad()
     def render_for_edit(self, index: int, colours: bool) -> tuple[Bool[Tensor, "h w 1"], Tensor | None]:
         """One render of view ``index`` for an edit: its edit mask at the view's size and, with ``colours``, its
-        render at the editor's working size (``_edit_grid``): the editor sees no more pixels than that."""
-        size = self._view_size(index)
-        outputs = self.render_view(index, grid=self._edit_grid(size, colours))
-        mask = edit_mask(outputs[RELEVANCE], self.config.edit.threshold, size=size)
+        render at the editor's working size (``edit_grid``): the editor sees no more pixels than that."""
+        size = self.view_size(index)
+        outputs = self.render_view(index, grid=self.edit_grid(size, colours))
+        mask = edit_mask(outputs[RELEVANCE], self.edit_config.threshold, size=size)
         return mask, outputs["rgb"] if colours else None
 
-    def _edit_grid(self, size: tuple[int, int], colours: bool) -> tuple[int, int]:
-        """The grid a view of ``size`` is rendered on for an edit. Colours: the editor's working size (the view's
-        own when the relevance is refreshed from the render, which takes the photo at the view's size). The mask
+    def edit_grid(self, size: tuple[int, int], colours: bool) -> tuple[int, int]:
+        """The grid a view of ``size`` is rendered on for an edit. Colours: the editor's working size. The mask
         alone: that size or ``mask_downscale`` times coarser than the view, whichever is coarser."""
-        if colours and self.config.refresh_relevance == "on-edit":
-            return size
         working = working_size(size, self.config.edit_resolution)
         if colours:
             return working
         downscale = self.config.mask_downscale
         return tuple(min(side, max(round(full / downscale), 1)) for side, full in zip(working, size, strict=True))
 
-    def _view_size(self, index: int) -> tuple[int, int]:
+    def view_size(self, index: int) -> tuple[int, int]:
         return tuple(self.datamanager.original_image(index).shape[:2])
 
     @torch.no_grad()
@@ -322,32 +355,17 @@ class RelevanceEditPipeline(VanillaPipeline):
 
     @torch.no_grad()
     def edit_views(self, indices: Sequence[int]) -> list[Bool[Tensor, "h w 1"]]:
-        """Edit training views under their rendered relevance masks in one editor call; returns their masks.
+        """Edit training views in one editor call, each under its own edit mask; returns their masks.
 
-        The editor starts from the view's render noised to a random strength (IN2N), rendered at the editor's
-        working size (``edit_resolution``) with the mask, or, when the edit crops, only in the box the editor sees.
-        From pure noise (strength 1) the render would only be the background that the masked edit keeps outside
-        the mask; the view's training image, into which the edit is written, is that background exactly, so it is
-        edited instead of a render, and only the mask is rendered (``mask_downscale``). While the field warms up
-        (``edit_during_warmup``) the masks are the views' own 2D maps, known before rendering: such an edit from
-        pure noise renders nothing. The views share one noise strength. A view with an empty mask skips the editor
-        (nothing may change) but still takes its turn: ``edits_done`` counts edit turns, skipped ones included, so
-        the order moves on.
+        Four steps: draw the noise strength the views share, find each view's mask (rendering what the edit
+        needs), prepare the editor's inputs, edit and write back. A view with an empty mask skips the editor
+        (nothing may change) but still takes its turn: ``edits_done`` counts edit turns, so the order moves on.
         """
         assert self.editor is not None
-        low, high = self.config.strength_range
-        strength = low + (high - low) * torch.rand((), generator=self._generator).item()
-        if self.config.edit.schedule == "truncate":
-            strength = max(strength, 1.0 / self.config.edit.steps)  # at least one of its steps
-        from_noise = strength >= 1.0 and self.config.refresh_relevance == "never"  # a refresh needs the render
-        edit = self.config.edit
-        crops = edit.crop_margin is not None and edit.threshold > 0 and self.config.refresh_relevance == "never"
-        masks, renders = {}, {}
-        for index in indices:
-            if self._warming_up:
-                masks[index], renders[index] = self._own_mask(index), None
-            else:
-                masks[index], renders[index] = self.render_for_edit(index, colours=not (from_noise or crops))
+        strength = self.draw_strength()
+        from_noise = strength >= 1.0
+        crops = self.edit_config.crop_margin is not None and self.edit_config.threshold > 0
+        masks, renders = self._masks_and_renders(indices, colours=not (from_noise or crops))
         edited = [index for index in indices if masks[index].any()]
         for index in indices:
             if index not in edited:
@@ -356,66 +374,110 @@ class RelevanceEditPipeline(VanillaPipeline):
                     f"[yellow]View {index}: empty edit mask, editor skipped ({self.edits_skipped} skipped in this run)"
                 )
         if edited:
-            window = None
-            if crops and not from_noise:  # the box the editor will crop, rendered alone
-                window = crop_box(torch.stack([masks[index] for index in edited]).permute(0, 3, 1, 2), edit.crop_margin)
-            inputs = {}
-            for index in edited:
-                if from_noise:
-                    rgb = self.datamanager.image(index)
-                elif renders[index] is not None:
-                    rgb = renders[index]
-                else:
-                    rgb = self._render_rgb(index, window)
-                inputs[index] = _to_chw(rgb.clamp(0.0, 1.0))
-            size = tuple(inputs[edited[0]].shape[-2:])  # the view's, or the editor's working size
-            condition = torch.cat([_to_chw(self.datamanager.original_image(index)) for index in edited])
-            relevance = torch.cat([_to_chw(masks[index].float()) for index in edited])  # 0/1: exact at view size
-            result = self.editor.edit(
-                torch.cat([inputs[index] for index in edited]),
-                self.text,
-                condition=resize(condition, size),  # as the editor shrinks a view to its working size
-                relevance=resize(relevance, size),
-                config=dataclasses.replace(edit, strength=strength),
-                generator=self._generator,
-                resolution=self.config.edit_resolution,
-                condition_ids=edited,  # each view's photo, encoded once
-            )
-            images, result_masks = result.images, result.mask
-            if size != self._view_size(edited[0]):  # an edit at the working size, at the view's (photo outside)
-                images, result_masks = restore_size(images, result_masks, condition.to(images.device))
+            inputs = self._editor_inputs(edited, masks, renders, from_noise, crops)
+            images, result_masks = self._run_editor(edited, inputs, masks, strength)
             for row, index in enumerate(edited):
-                change = self._update_view(index, images[row : row + 1], result_masks[row : row + 1], inputs[index])
-                if strength >= SETTLE_MIN_STRENGTH and change < self.config.settle_tolerance:
-                    self.settled.add(index)
-                    CONSOLE.print(
-                        f"View {index} has settled: its edit changed it by {change:.3f} "
-                        f"({len(self.settled)} of {self.datamanager.num_views} settled)"
-                    )
+                self._write_back(index, images[row : row + 1], result_masks[row : row + 1], strength)
                 masks[index] = _to_hwc(result_masks[row : row + 1])
         for index in indices:
             self._end_turn(index)
         return [masks[index] for index in indices]
 
+    def draw_strength(self) -> float:
+        """The noise strength of the next edit, drawn in ``strength_range`` (IN2N), at least one DDIM step."""
+        low, high = self.strength_range
+        strength = low + (high - low) * torch.rand((), generator=self.generator).item()
+        if self.edit_config.schedule == "truncate":
+            strength = max(strength, 1.0 / self.edit_config.steps)
+        return strength
+
+    def _masks_and_renders(
+        self, indices: Sequence[int], colours: bool
+    ) -> tuple[dict[int, Bool[Tensor, "h w 1"]], dict[int, Tensor | None]]:
+        """Each view's edit mask and, with ``colours``, its render at the editor's working size. While the field
+        warms up the masks are the views' own 2D maps, known without rendering."""
+        masks, renders = {}, {}
+        for index in indices:
+            if self.warming_up:
+                masks[index], renders[index] = self.own_mask(index), None
+            else:
+                masks[index], renders[index] = self.render_for_edit(index, colours)
+        return masks, renders
+
+    def _editor_inputs(
+        self,
+        indices: Sequence[int],
+        masks: dict[int, Bool[Tensor, "h w 1"]],
+        renders: dict[int, Tensor | None],
+        from_noise: bool,
+        crops: bool,
+    ) -> dict[int, Float[Tensor, "1 3 h w"]]:
+        """What the editor starts each view from. From pure noise (strength 1) a render would only be the
+        background that the masked edit keeps outside the mask; the view's training image, into which the edit is
+        written, is that background exactly, so it is edited instead of a render. An edit that crops renders only
+        the box the editor will see (one box for the call); otherwise the render of ``_masks_and_renders``."""
+        window = None
+        if crops and not from_noise:
+            window = crop_box(
+                torch.stack([masks[index] for index in indices]).permute(0, 3, 1, 2), self.edit_config.crop_margin
+            )
+        inputs = {}
+        for index in indices:
+            if from_noise:
+                rgb = self.datamanager.image(index)
+            elif renders[index] is not None:
+                rgb = renders[index]
+            else:
+                rgb = self._render_rgb(index, window)
+            inputs[index] = _to_chw(rgb.clamp(0.0, 1.0))
+        return inputs
+
+    def _run_editor(
+        self,
+        indices: Sequence[int],
+        inputs: dict[int, Float[Tensor, "1 3 h w"]],
+        masks: dict[int, Bool[Tensor, "h w 1"]],
+        strength: float,
+    ) -> tuple[Float[Tensor, "b 3 H W"], Bool[Tensor, "b 1 H W"]]:
+        """One editor call over the views, conditioned on their original photos; edits and masks at the views'
+        size (an edit at the working size is brought back over the photos)."""
+        size = tuple(inputs[indices[0]].shape[-2:])  # the view's, or the editor's working size
+        condition = torch.cat([_to_chw(self.datamanager.original_image(index)) for index in indices])
+        relevance = torch.cat([_to_chw(masks[index].float()) for index in indices])  # 0/1: exact at view size
+        result = self.editor.edit(
+            torch.cat([inputs[index] for index in indices]),
+            self.text,
+            condition=resize(condition, size),  # as the editor shrinks a view to its working size
+            relevance=resize(relevance, size),
+            config=dataclasses.replace(self.edit_config, strength=strength),
+            generator=self.generator,
+            resolution=self.config.edit_resolution,
+            condition_ids=list(indices),  # each view's photo, encoded once
+        )
+        images, result_masks = result.images, result.mask
+        if size != self.view_size(indices[0]):
+            images, result_masks = restore_size(images, result_masks, condition.to(images.device))
+        return images, result_masks
+
     def _render_rgb(self, index: int, window: tuple[int, int, int, int] | None) -> Float[Tensor, "h w 3"]:
         """The view's colours for an edit: rendered in ``window`` only, its training image elsewhere, or without
-        one, the whole view at the editor's working size (``_edit_grid``)."""
+        one, the whole view at the editor's working size (``edit_grid``)."""
         if window is None:
-            return self.render_view(index, grid=self._edit_grid(self._view_size(index), colours=True))["rgb"]
+            return self.render_view(index, grid=self.edit_grid(self.view_size(index), colours=True))["rgb"]
         top, bottom, left, right = window
         rgb = self.datamanager.image(index).clone()
         rgb[top:bottom, left:right] = self.render_view(index, window)["rgb"].to(rgb.device)
         return rgb
 
-    def _own_mask(self, index: int) -> Bool[Tensor, "h w 1"]:
+    def own_mask(self, index: int) -> Bool[Tensor, "h w 1"]:
         """The edit mask of view ``index``'s own 2D relevance target, binarised as a rendered one."""
-        return edit_mask(self.datamanager.relevance(index), self.config.edit.threshold)
+        return edit_mask(self.datamanager.relevance(index), self.edit_config.threshold)
 
-    def _update_view(
-        self, index: int, edited: Float[Tensor, "1 3 h w"], mask: Bool[Tensor, "1 1 h w"], render: Tensor
-    ) -> float:
+    def _write_back(
+        self, index: int, edited: Float[Tensor, "1 3 h w"], mask: Bool[Tensor, "1 1 h w"], strength: float
+    ) -> None:
         """Write an edit into view ``index``'s training image: the edit inside ``mask``, the original photo outside
-        it; returns the mean change inside the mask.
+        it; a strong edit that changed the masked pixels less than ``settle_tolerance`` settles the view.
 
         Outside its current mask a view is what was captured: an earlier edit under a looser mask (a warm-up
         edit's 2D map, a mask the field has since sharpened) does not outlive the view's next edit.
@@ -425,17 +487,12 @@ class RelevanceEditPipeline(VanillaPipeline):
         updated = composite(edited.float(), original, mask)
         change = (updated - current)[mask.expand_as(updated)].abs().mean().item()
         self.datamanager.set_image(index, _to_hwc(updated))
-        if self.config.refresh_relevance == "on-edit" and self.datamanager.has_relevance():  # none at threshold 0
-            relevance = self.editor.relevance_map(
-                _to_chw(self.datamanager.original_image(index)),
-                self.text,
-                condition=render,
-                config=self.config.relevance,
-                generator=self._generator,
-                resolution=self.config.edit_resolution,
+        if strength >= SETTLE_MIN_STRENGTH and change < self.config.settle_tolerance:
+            self.settled.add(index)
+            CONSOLE.print(
+                f"View {index} has settled: its edit changed it by {change:.3f} "
+                f"({len(self.settled)} of {self.datamanager.num_views} settled)"
             )
-            self.datamanager.set_relevance(index, _to_hwc(relevance))
-        return change
 
     def _end_turn(self, index: int) -> None:
         """Count the edit turn and save the view as it now is (a resumed run continues the view order)."""
@@ -444,43 +501,52 @@ class RelevanceEditPipeline(VanillaPipeline):
             relevance = self.datamanager.relevance(index) if self.datamanager.has_relevance() else None
             self.store.save_view(index, self.datamanager.image(index), relevance, self.edits_done)
 
+    # ---- schedule -----------------------------------------------------------------------------
+
     def next_view(self) -> int:
         """The view the next edit takes: training views in a seeded order, cycled (resumed runs continue it)."""
-        return self._view_order[self.edits_done % len(self._view_order)]
+        return self.view_order[self.edits_done % len(self.view_order)]
 
-    def due_views(self) -> list[int]:
-        """The views of this edit step: the next ``edit_count`` (each view once at most) in the seeded order.
-
-        Settled views met on the way are passed over; their turns count, so the order moves on as without them.
-        """
+    def plan_edit_step(self) -> EditPlan:
+        """The views of the next edit step: the next ``views_per_edit`` (each view once at most) in the seeded
+        order, passing over settled views. A query: taking the turns is the edit's (and ``take_passed_turns``)."""
         views: list[int] = []
-        count = min(self.config.edit_count, len(self._view_order) - len(self.settled))
+        count = min(self.config.views_per_edit, len(self.view_order) - len(self.settled))
         passed = 0
         while len(views) < count:
-            index = self._view_order[(self.edits_done + passed + len(views)) % len(self._view_order)]
+            index = self.view_order[(self.edits_done + passed + len(views)) % len(self.view_order)]
             if index in self.settled:
                 passed += 1
             else:
                 views.append(index)
-        self.edits_done += passed
-        return views
+        return EditPlan(views, passed)
+
+    def is_edit_step(self, step: int) -> bool:
+        """Whether ``step`` edits: after the edit start, every ``edit_rate`` steps, unless paused."""
+        if self.editing_paused or self.edits_start is None or step < self.edits_start:
+            return False
+        return (step - self.edits_start) % self.config.edit_rate == 0
 
     def _before_step(self, step: int) -> None:
+        self.step = step
         if self.editor is None:
             return
-        if self._targets_stale and self.config.edit.threshold > 0:  # threshold 0 (IN2N) edits without relevance
+        if self.targets_stale and self.edit_config.threshold > 0:  # threshold 0 (IN2N) edits without relevance
             self.compute_relevance_targets()
-            self._field_ready = step + self.config.relevance_warmup_steps
-            self._edits_start = step if self.config.edit_during_warmup else self._field_ready
-        elif self._edits_start is None:  # targets restored from an earlier run: its warm-up is done
-            self._edits_start = self._field_ready = step
-        self._warming_up = step < self._field_ready
-        if self.editing_paused or step < self._edits_start or (step - self._edits_start) % self.config.edit_rate:
+            self.field_ready = step + self.config.relevance_warmup_steps
+            self.edits_start = step if self.config.edit_during_warmup else self.field_ready
+        elif self.edits_start is None:  # targets restored from an earlier run (or none needed): no warm-up
+            self.edits_start = self.field_ready = step
+        if not self.is_edit_step(step):
             return
-        first = self.config.first_round and step == self._edits_start and not self.edits_done
-        due = list(self._view_order) if first else self.due_views()
-        for start in range(0, len(due), self.config.views_per_call):
-            self.edit_views(due[start : start + self.config.views_per_call])
+        if self.config.first_round and step == self.edits_start and not self.edits_done:
+            plan = EditPlan(list(self.view_order))
+        else:
+            plan = self.plan_edit_step()
+        self.edits_done += plan.passed
+        batch = self.config.editor_batch_size
+        for start in range(0, len(plan.views), batch):
+            self.edit_views(plan.views[start : start + batch])
 
     def get_training_callbacks(
         self, training_callback_attributes: TrainingCallbackAttributes

@@ -31,6 +31,7 @@ from editaction.atomic import atomic_directory, write_text_atomic
 from editaction.train.config import TrainConfig
 from editaction.train.dataset import EDITED_KEY, INPUT_KEY, read_metadata, read_records, write_metadata
 from editaction.train.trainer import EditActionTrainer
+from toyworld import TOY_SETTINGS
 from toyworld.autoencoder import load_images, train_autoencoder
 from toyworld.pairs import MASK_KEY, TRAINING_SETS, write_pairs
 from toyworld.text_encoder import train_text_encoder
@@ -211,6 +212,7 @@ def main() -> None:
             final = _unet_run(args, model, data, out / "runs" / name, steps, lr, **settings)
             with atomic_directory(out / name) as staging:
                 shutil.copytree(final, staging, dirs_exist_ok=True)
+                TOY_SETTINGS.save(staging)  # the settings the toy editors were tuned for travel with them
             _finish(name, log, out, steps=steps)
 
 

@@ -15,9 +15,13 @@ REPO = Path(__file__).resolve().parents[1]
 
 @pytest.fixture(scope="session")
 def tiny_checkpoint(tmp_path_factory) -> Path:
+    """A tiny random IP2P that recommends the toy editor's settings, as the presets' editor does."""
+    from toyworld import TOY_SETTINGS
     from toyworld.tiny import build_pipeline, save_pipeline
 
-    return save_pipeline(build_pipeline(seed=0), tmp_path_factory.mktemp("tiny-ip2p"))
+    path = save_pipeline(build_pipeline(seed=0), tmp_path_factory.mktemp("tiny-ip2p"))
+    TOY_SETTINGS.save(path)
+    return path
 
 
 @pytest.fixture(scope="session")

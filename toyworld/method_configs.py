@@ -6,8 +6,6 @@
 
 from __future__ import annotations
 
-import dataclasses
-
 import torch
 from nerfstudio.cameras.camera_optimizers import CameraOptimizerConfig
 from nerfstudio.configs.base_config import MachineConfig, ViewerConfig
@@ -16,18 +14,19 @@ from nerfstudio.engine.trainer import TrainerConfig
 from nerfstudio.pipelines.base_pipeline import VanillaPipelineConfig
 from nerfstudio.plugins.types import MethodSpecification
 
+from editaction.settings import EditOptions
 from relevance_nerf.datamanager import RelevanceEditDataManagerConfig
 from relevance_nerf.method_configs import LOCAL_VIEWER_HOST, datamanager_config, nerfacto_optimizers
 from relevance_nerf.model import OfflineNerfactoModelConfig, RelevanceNerfactoModelConfig
 from relevance_nerf.pipeline import RelevanceEditPipelineConfig
 from relevance_nerf.trainer import RelevanceEditTrainerConfig
-from toyworld import TOY_EDIT, TOY_EDITOR, TOY_RELEVANCE
+from toyworld import TOY_EDITOR
 
 CUDA = torch.cuda.is_available()
 TINY_DEVICE = "cuda" if CUDA else "cpu"
 TINY_IMPLEMENTATION = "tcnn" if CUDA else "torch"  # tinycudann cannot run on CPU; nerfstudio falls back without it
 
-# A size measured to fit 2 CPU cores: about 0.26 s/iteration at 512 rays (nerfacto's defaults: 2.2 s at 1024 rays).
+# A model small enough to train in minutes on 2 CPU cores (docs/results.md has its speed).
 TINY_MODEL = dict(
     num_levels=8,
     log2_hashmap_size=15,
@@ -59,61 +58,30 @@ def _tiny_trainer_settings() -> dict:
     )
 
 
-TOY_STRENGTH_RANGE = (1.0, 1.0)
-"""Every 3D edit of the toy editor starts from pure noise, as its 2D edits do, with the 2D guidance (TOY_EDIT,
-1.25 / 1), instead of IN2N's random strength in [0.02, 0.98]: a weakly guided edit from a lightly noised render
-moves the colour only part of the way, and the views averaged to grey (validation layouts, 300 steps, 2026-11-27:
-IN2N's range 0% on 2003 "make the yellow cube blue", a fixed 0.98: 2001 100%, 2002 100%, 2003 92%). Not 0.98: with
-10 DDIM steps the truncated schedule starts at t = 801, and the source colour left in the latent decides the edit
-(demo scene, "make the red cube blue", the 24 training views edited in 2D with TOY_EDIT_3D and the toy editor's
-relevance, blue / red / grey: strength 1.0 23 / 1 / 0; 0.98 7 / 10 / 7; 0.98 spread over all 10 steps, as IN2N,
-16 / 3 / 5; in 3D, the quality gate's run: 0.98 0% of held-out views blue, grey in 11; 1.0 100%)."""
-
-TOY_EDIT_3D = dataclasses.replace(TOY_EDIT, crop_margin=1.0, steps=10)
-"""The toy editor's 2D settings, editing only the box around each view's mask (widened on each side by its longer
-side: 3x the box, still a part of the 64-px view for the toy's small objects), in 10 DDIM steps instead of 20.
-Margin 1.0, not 0.25: with the tight box the editor sees too little context and some views go grey (validation
-layouts, strength 1.0, 2026-11-27; 2D, each layout's 24 training views, strict colour, margin 0.25 / 0.5 / 1.0 /
-whole view: 2001 23 / 23 / 23 / 24, 2002 20 / 23 / 22 / 23, 2003 18 / 21 / 23 / 22; 3D, 300 steps, held-out views,
-margin 0.25 / 1.0: 2003 67% / 100%, PSNR outside vs before 33.0 / 31.9 dB; whole view 100% / 31.8 dB). 10 DDIM
-steps: bench/converge_3d.py on the demo's scene (README, margin 0.25) converged 42-47 s with them against 54 s
-with 20, PSNR outside vs before 35.0-35.7 dB; 5 steps fail (17%)."""
+TOY_CROP_MARGIN = 1.0
+"""The toy presets edit only the box around each view's mask, widened on each side by its longer side: 3x the box,
+still a part of the 64-px view for the toy's small objects; a tighter box leaves the editor too little context and
+some views go grey."""
 
 relevance_edit_tiny = MethodSpecification(
     config=RelevanceEditTrainerConfig(
         method_name="relevance-edit-tiny",
         steps_per_save=50,
-        # No nerfstudio eval image: it compares a held-out render with the unedited photo and fell on the run's first
-        # step (nerfacto-tiny's checkpoints end at multiples of 500), 1.0-1.2 s before the first edit (2026-11-28,
-        # ns-train with --steps-per-eval-image 500 / 0, two runs each). The demo's report judges the edit on the
-        # held-out views (toyworld.evaluation).
+        # No nerfstudio eval image: it compares a held-out render with the unedited photo, which says nothing of
+        # an edit and costs a render before the first edit; the demo judges the edit on held-out views instead.
         steps_per_eval_image=0,
         max_num_iterations=300,
         pipeline=RelevanceEditPipelineConfig(
             datamanager=datamanager_config(RelevanceEditDataManagerConfig, TINY_RAYS),
             model=RelevanceNerfactoModelConfig(**TINY_MODEL),
-            editor=TOY_EDITOR,
-            edit=TOY_EDIT_3D,
-            strength_range=TOY_STRENGTH_RANGE,
-            # The toy editor's 2D settings (pixel space, IQR 10, 4 draws), chosen on the validation layouts of
-            # toyworld.scene_layouts against WYS's 3D ones (latent space, IQR 2, 1 draw): PSNR outside vs before
-            # 35.2 / 36.1 / 18.3 dB against 34.8 / 35.0 / 18.1 (README, "Layouts nobody tuned on"). On the test
-            # case (the demo's scene): 35.3 dB against 28.9.
-            relevance=TOY_RELEVANCE,
+            editor=TOY_EDITOR,  # its edit_settings.json gives the guidance, steps, relevance and strength range
+            edit=EditOptions(crop_margin=TOY_CROP_MARGIN),
             relevance_warmup_steps=50,
-            edit_during_warmup=True,  # converge bench: every held-out view recoloured 60 steps sooner
+            edit_during_warmup=True,  # every view carries an edit by the end of the short warm-up
             edit_rate=5,
-            # 2 views per edit step, one editor call: 20 views edited by the end of the warm-up instead of 10, every
-            # held-out view recoloured one checkpoint (30 steps) sooner (bench/converge_3d.py runs 21-25, seeds 0-4,
-            # 2026-12-05: converged at step 1050 in 20-22 s against 1080 in 23-25 s, second-half PSNR outside vs
-            # before 34.99 against 35.04 dB, the schedule at the issue's filing 34.85; validation layouts 100% either
-            # way, 0.1-0.7 dB less outside the object: README, "Wall-clock to a converged edit").
-            edit_count=2,
-            # After the warm-up an edit from pure noise renders only its mask: at half resolution, 4x fewer rays
-            # (bench/converge_3d.py runs 8-9, 2026-11-27: 30 steps after the warm-up took 8-12 s instead of 13-17,
-            # 300 steps 17-22% less, mean PSNR outside vs before 34.5 dB either way; masks of the validation
-            # layouts' runs: IoU 0.90-0.95 with the full-resolution mask, 1/3: 0.86-0.91; validation layouts
-            # 100 / 100 / 100%, 34.9 / 34.7 / 31.8 dB against 35.0 / 34.3 / 31.7 at full resolution).
+            # Two views in one editor call cost little more than one: twice the views carry an edit per step.
+            views_per_edit=2,
+            # An edit from pure noise needs only the view's mask, not its colours: rendered at half resolution.
             mask_downscale=2,
         ),
         optimizers=nerfacto_optimizers(5000, with_relevance=True),

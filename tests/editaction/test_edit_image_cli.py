@@ -1,5 +1,6 @@
 """scripts/edit_image.py and editaction.edit_image behind it: the happy path end to end, one-line errors."""
 
+import dataclasses
 import subprocess
 import sys
 
@@ -8,8 +9,10 @@ import numpy as np
 import pytest
 import tyro
 
+from editaction import Editor
 from editaction.edit_image import EditImageArgs, main
 from tests.conftest import REPO
+from toyworld import TOY_SETTINGS
 
 
 @pytest.fixture
@@ -138,3 +141,28 @@ def test_refuses_to_overwrite_outputs(capsys, photo, tiny_checkpoint, tmp_path):
     assert (tmp_path / "o" / "photo_edited.png").read_bytes() == stamp
     assert run_main(capsys, *common, "--out", tmp_path / "o", "--seed", "5", "--overwrite")[0] == 0
     assert (tmp_path / "o" / "photo_edited.png").read_bytes() != stamp
+
+
+def test_unset_flags_take_the_editors_recommended_settings_and_given_ones_win(
+    capsys, photo, tiny_checkpoint, tmp_path, monkeypatch
+):
+    seen = {}
+    edit, relevance_map = Editor.edit, Editor.relevance_map
+
+    def record_edit(self, *args, config=None, **kwargs):
+        seen["edit"] = config
+        return edit(self, *args, config=dataclasses.replace(config, steps=2), **kwargs)
+
+    def record_map(self, *args, config=None, **kwargs):
+        seen["relevance"] = config
+        return relevance_map(self, *args, config=config, **kwargs)
+
+    monkeypatch.setattr(Editor, "edit", record_edit)
+    monkeypatch.setattr(Editor, "relevance_map", record_map)
+    common = ["--image", photo, "--text", "make it blue", "--model", tiny_checkpoint]
+    assert run_main(capsys, *common, "--out", tmp_path / "a")[0] == 0
+    assert seen == {"edit": TOY_SETTINGS.image.edit, "relevance": TOY_SETTINGS.image.relevance}
+    argv = [*common, "--out", tmp_path / "b", "--text-guidance", "4", "--iqr-factor", "3", "--steps", "5"]
+    assert run_main(capsys, *argv)[0] == 0
+    assert seen["edit"] == dataclasses.replace(TOY_SETTINGS.image.edit, text_guidance=4.0, steps=5)
+    assert seen["relevance"] == dataclasses.replace(TOY_SETTINGS.image.relevance, iqr_factor=3.0)

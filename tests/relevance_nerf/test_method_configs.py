@@ -14,6 +14,6 @@ def test_instruct_nerf2nerf_options_give_any_preset_the_published_schedule(prese
     config_type = tyro.conf.FlagConversionOff[type(preset.config)]  # as ns-train parses it
     config = tyro.cli(config_type, default=preset.config, args=[*INSTRUCT_NERF2NERF_OPTIONS, "nerfstudio-data"])
     pipeline = config.pipeline
-    assert (pipeline.edit_count, pipeline.edit_rate, pipeline.first_round) == (1, 10, False)
+    assert (pipeline.views_per_edit, pipeline.edit_rate, pipeline.first_round) == (1, 10, False)
     assert pipeline.edit.threshold == 0 and pipeline.strength_range == (0.02, 0.98)
     assert (pipeline.edit.text_guidance, pipeline.edit.image_guidance) == (7.5, 1.5)

@@ -19,11 +19,13 @@ from nerfstudio.utils.eval_utils import eval_setup
 import relevance_nerf.pipeline
 from editaction import Editor
 from editaction.editor import crop_box
+from editaction.settings import EditOptions, RelevanceOptions
 from relevance_nerf.edit_store import EditStore
 from relevance_nerf.model import EDIT_MASK, RELEVANCE, grid_pixel_centres
-from relevance_nerf.pipeline import RelevanceEditPipeline
+from relevance_nerf.pipeline import EditPlan, RelevanceEditPipeline
 from relevance_nerf.relevance_field import edit_mask
 from tests.relevance_nerf.conftest import TEXT
+from toyworld import TOY_SETTINGS
 from toyworld.method_configs import relevance_edit_tiny
 
 THRESHOLD = 0.5
@@ -33,7 +35,10 @@ def _pipeline(toy_scene, tiny_checkpoint, **changes) -> RelevanceEditPipeline:
     config = copy.deepcopy(relevance_edit_tiny.config.pipeline)
     config.datamanager.data = toy_scene
     config.text, config.editor = TEXT, str(tiny_checkpoint)
-    config.edit = type(config.edit)(steps=4, threshold=THRESHOLD)
+    config.edit = EditOptions(steps=4, text_guidance=7.5, image_guidance=1.5, threshold=THRESHOLD)
+    # the toy editor's scene settings: a test checkpoint carries none of its own
+    config.relevance = RelevanceOptions(**dataclasses.asdict(TOY_SETTINGS.scene.relevance))
+    config.strength_range = TOY_SETTINGS.scene.strength_range
     for key, value in changes.items():
         setattr(config, key, value)
     return config.setup(device="cpu", test_mode="val")
@@ -142,17 +147,17 @@ def test_a_view_edited_again_is_conditioned_on_its_photo_without_encoding_it_aga
 def test_views_edited_together_take_one_editor_call_and_each_changes_only_inside_its_own_mask(
     toy_scene, tiny_checkpoint, monkeypatch
 ):
-    pipeline = _pipeline(toy_scene, tiny_checkpoint, edit_count=3, views_per_call=2, edit_during_warmup=False)
+    pipeline = _pipeline(toy_scene, tiny_checkpoint, views_per_edit=3, editor_batch_size=2, edit_during_warmup=False)
     pipeline._before_step(0)  # the relevance targets; edits start after the warm-up
     masks = {index: _rectangle(slice(2 * index, 10 + 3 * index), slice(4, 20 + index)) for index in range(24)}
     _render_masks(pipeline, monkeypatch, masks)
     inputs = _record_edit_inputs(pipeline, monkeypatch)
     datamanager = pipeline.datamanager
-    due = pipeline.due_views()
-    assert due == pipeline._view_order[:3] and pipeline.edits_done == 0
+    due = pipeline.plan_edit_step().views
+    assert due == pipeline.view_order[:3] and pipeline.edits_done == 0
     before = {index: datamanager.image(index).clone() for index in due}
-    pipeline._before_step(pipeline._edits_start)
-    # edit_count views, views_per_call per editor call
+    pipeline._before_step(pipeline.edits_start)
+    # views_per_edit views, editor_batch_size per editor call
     assert [len(images) for images in inputs] == [2, 1] and pipeline.edits_done == 3
     for index in due:
         changed = (datamanager.image(index) != before[index]).any(dim=-1)
@@ -163,12 +168,12 @@ def test_the_tiny_presets_warm_up_edits_two_views_in_one_call_each_under_its_own
     toy_scene, tiny_checkpoint, monkeypatch
 ):
     pipeline = _pipeline(toy_scene, tiny_checkpoint)  # the preset's schedule: 2 views per step, edits during warm-up
-    assert pipeline.config.edit_count == 2 and pipeline.config.edit_during_warmup
+    assert pipeline.config.views_per_edit == 2 and pipeline.config.edit_during_warmup
     inputs = _record_edit_inputs(pipeline, monkeypatch)
-    datamanager, order = pipeline.datamanager, pipeline._view_order
+    datamanager, order = pipeline.datamanager, pipeline.view_order
     before = datamanager.image(slice(None)).clone()
     pipeline._before_step(0)  # the relevance targets, then the first edit step, in the warm-up
-    assert pipeline._warming_up and [len(images) for images in inputs] == [2] and pipeline.edits_done == 2
+    assert pipeline.warming_up and [len(images) for images in inputs] == [2] and pipeline.edits_done == 2
     changed = (datamanager.image(slice(None)) != before).any(dim=-1)
     for index in order[:2]:
         own = edit_mask(datamanager.relevance(index), THRESHOLD)[..., 0]
@@ -179,11 +184,11 @@ def test_the_tiny_presets_warm_up_edits_two_views_in_one_call_each_under_its_own
 def test_a_view_whose_strong_edit_stopped_changing_settles_and_later_turns_pass_it_over(
     toy_scene, tiny_checkpoint, monkeypatch
 ):
-    pipeline = _pipeline(toy_scene, tiny_checkpoint, settle_tolerance=0.02, edit_count=1)
+    pipeline = _pipeline(toy_scene, tiny_checkpoint, settle_tolerance=0.02, views_per_edit=1)
     pipeline.compute_relevance_targets()
     masks = {index: _rectangle(slice(4, 20), slice(8, 24)) for index in range(24)}
     _render_masks(pipeline, monkeypatch, masks)
-    order, datamanager = pipeline._view_order, pipeline.datamanager
+    order, datamanager = pipeline.view_order, pipeline.datamanager
     edit = pipeline.editor.edit
     # views 0 and 2 in the order: edits that leave the training image as it is; view 1: one that changes it by 0.1
     results = {index: datamanager.image(index) for index in order[:3]}
@@ -195,28 +200,41 @@ def test_a_view_whose_strong_edit_stopped_changing_settles_and_later_turns_pass_
         return result
 
     monkeypatch.setattr(pipeline.editor, "edit", edit_to)
-    pipeline.config.strength_range = (0.6, 0.6)
+    pipeline.strength_range = (0.6, 0.6)
     pipeline.edit_view(order[0])
     pipeline.edit_view(order[1])
-    pipeline.config.strength_range = (0.3, 0.3)  # a weak edit changes little by design: it settles nothing
+    pipeline.strength_range = (0.3, 0.3)  # a weak edit changes little by design: it settles nothing
     pipeline.edit_view(order[2])
     assert pipeline.settled == {order[0]}
     pipeline.edits_done = 0  # the order comes round again: the settled first view's turn is passed over
-    assert pipeline.due_views() == [order[1]] and pipeline.edits_done == 1
+    assert pipeline.plan_edit_step() == EditPlan([order[1]], passed=1) and pipeline.edits_done == 0  # a query
 
     pipeline.set_edit(text_guidance=2.0)  # new edit settings: every view is edited again
     assert not pipeline.settled
     pipeline.settled = set(order)
-    assert pipeline.due_views() == []  # all settled: no more edits
+    assert pipeline.plan_edit_step().views == []  # all settled: no more edits
     pipeline.set_text("make the blue ball red")
     assert not pipeline.settled
 
 
-def test_settle_tolerance_views_per_call_and_mask_downscale_are_checked():
+def test_unset_edit_options_take_the_editors_scene_settings_and_set_ones_win(toy_scene, tiny_checkpoint):
+    config = copy.deepcopy(relevance_edit_tiny.config.pipeline)
+    config.datamanager.data, config.text, config.editor = toy_scene, TEXT, str(tiny_checkpoint)
+    config.edit = EditOptions(image_guidance=2.5, threshold=0.4)
+    pipeline = config.setup(device="cpu", test_mode="test")  # no editor needed to resolve the settings
+    scene = TOY_SETTINGS.scene
+    assert pipeline.edit_config == dataclasses.replace(scene.edit, image_guidance=2.5, threshold=0.4)
+    assert pipeline.relevance_config == scene.relevance and pipeline.strength_range == scene.strength_range
+    assert pipeline.model.edit_mask_threshold == 0.4  # what the viewer's mask shows is what gets edited
+    pipeline.set_edit(threshold=0.7)
+    assert pipeline.model.edit_mask_threshold == 0.7 and pipeline.edit_config.threshold == 0.7
+
+
+def test_settle_tolerance_editor_batch_size_and_mask_downscale_are_checked():
     config = relevance_edit_tiny.config.pipeline
     with pytest.raises(ValueError, match="settle_tolerance must be non-negative"):
         dataclasses.replace(config, settle_tolerance=-0.1)
-    for name in ("views_per_call", "mask_downscale"):
+    for name in ("editor_batch_size", "views_per_edit", "mask_downscale"):
         with pytest.raises(ValueError, match=f"{name} must be at least 1"):
             dataclasses.replace(config, **{name: 0})
 
@@ -234,7 +252,7 @@ def test_threshold_zero_computes_no_relevance_until_the_threshold_is_raised(
     """Instruct-NeRF2NeRF's setting edits from the first step without 2D relevance (its saved views have none, and
     a resumed run restores them); a threshold raised later (the viewer's slider) computes the targets before the
     next step and starts the field's warm-up."""
-    pipeline = _pipeline(toy_scene, tiny_checkpoint, refresh_relevance="on-edit", edit_count=1)
+    pipeline = _pipeline(toy_scene, tiny_checkpoint, views_per_edit=1)
     pipeline.set_edit(threshold=0.0)
     pipeline.bind_run(tmp_path)
     calls = []
@@ -249,13 +267,13 @@ def test_threshold_zero_computes_no_relevance_until_the_threshold_is_raised(
     assert torch.equal(resumed.datamanager.image(index), image) and not resumed.datamanager.has_relevance()
     pipeline.set_edit(threshold=THRESHOLD)
     pipeline._before_step(1)
-    assert calls and pipeline.datamanager.has_relevance() and pipeline._warming_up
+    assert calls and pipeline.datamanager.has_relevance() and pipeline.warming_up
 
 
 def test_the_editor_works_at_the_edit_resolution_and_results_come_back_at_the_view_size(
     toy_scene, tiny_checkpoint, vae_input_sizes, monkeypatch
 ):
-    pipeline = _pipeline(toy_scene, tiny_checkpoint, edit_resolution=16, refresh_relevance="on-edit")
+    pipeline = _pipeline(toy_scene, tiny_checkpoint, edit_resolution=16)
     # edges on the 2-pixel grid of the 16 px working size: shrunk, thresholded and upsampled, it comes back as is
     expected = _rectangle(slice(4, 28), slice(2, 18))
     _render_masks(pipeline, monkeypatch, {0: expected})
@@ -267,7 +285,7 @@ def test_the_editor_works_at_the_edit_resolution_and_results_come_back_at_the_vi
     sizes.clear()
     before = pipeline.datamanager.image(0).clone()
     mask = pipeline.edit_view(0)[..., 0]
-    assert sizes and set(sizes) == {(16, 16)}  # the edit and the refreshed relevance
+    assert sizes and set(sizes) == {(16, 16)}  # the edit, at the working size
     assert torch.equal(mask, expected[..., 0])
     after = pipeline.datamanager.image(0)
     assert torch.equal(after[~mask], before[~mask]) and not torch.equal(after[mask], before[mask])
@@ -289,7 +307,7 @@ def test_an_empty_edit_mask_skips_the_editor_but_takes_the_turn(toy_scene, tiny_
     monkeypatch.setattr(pipeline.editor, "relevance_map", refuse)
     pipeline.bind_run(tmp_path / "run")
     images = datamanager.image_batch["image"].clone()
-    first, second = pipeline.next_view(), pipeline._view_order[1]
+    first, second = pipeline.next_view(), pipeline.view_order[1]
     assert not pipeline.edit_view(first).any()
     assert torch.equal(datamanager.image_batch["image"], images)
     assert (pipeline.edits_done, pipeline.edits_skipped, pipeline.next_view()) == (1, 1, second)
@@ -527,11 +545,11 @@ def test_warm_up_edits_use_each_views_own_2d_map_and_later_edits_the_rendered_ma
     toy_scene, tiny_checkpoint, monkeypatch, during_warmup
 ):
     pipeline = _pipeline(
-        toy_scene, tiny_checkpoint, edit_during_warmup=during_warmup, relevance_warmup_steps=10, edit_count=1
+        toy_scene, tiny_checkpoint, edit_during_warmup=during_warmup, relevance_warmup_steps=10, views_per_edit=1
     )
     rendered = {index: _rectangle(slice(4, 20), slice(8, 24)) for index in range(24)}
     _render_masks(pipeline, monkeypatch, rendered)
-    order, datamanager = pipeline._view_order, pipeline.datamanager
+    order, datamanager = pipeline.view_order, pipeline.datamanager
     before = datamanager.image(order[0]).clone()
     pipeline._before_step(0)  # the relevance targets, then (only with edit_during_warmup) the first edit
     assert pipeline.edits_done == int(during_warmup)
@@ -555,10 +573,10 @@ def test_an_edit_that_crops_renders_only_its_box_and_edits_as_a_whole_view_rende
     pipeline = _pipeline(  # not from pure noise: that edits the training image and renders no colours (below)
         toy_scene, tiny_checkpoint, edit_during_warmup=True, relevance_warmup_steps=10, strength_range=(0.6, 0.6)
     )
-    pipeline.config.edit = dataclasses.replace(pipeline.config.edit, crop_margin=0.25)
+    pipeline.set_edit(crop_margin=0.25)
     pipeline.compute_relevance_targets()
-    pipeline._field_ready, pipeline._warming_up = 10, warming_up
-    index, datamanager = pipeline._view_order[0], pipeline.datamanager
+    pipeline.field_ready, pipeline.step = 10, (9 if warming_up else 10)
+    index, datamanager = pipeline.view_order[0], pipeline.datamanager
     mask = _rectangle(slice(6, 14), slice(10, 20))
     if warming_up:
         datamanager.set_relevance(index, mask.float())  # the view's 2D map
@@ -567,7 +585,7 @@ def test_an_edit_that_crops_renders_only_its_box_and_edits_as_a_whole_view_rende
         _render_masks(pipeline, monkeypatch, {index: mask})
     top, bottom, left, right = crop_box(mask.permute(2, 0, 1)[None], 0.25)
     rendered_shapes = _record_render_shapes(pipeline, monkeypatch)
-    before, generator = datamanager.image(index).clone(), pipeline._generator.get_state()
+    before, generator = datamanager.image(index).clone(), pipeline.generator.get_state()
     pipeline.edit_views([index])
     windowed = datamanager.image(index).clone()
     coarse_mask = [] if warming_up else [(16, 16)]  # after the warm-up: the mask, rendered at 1/2 first
@@ -577,7 +595,7 @@ def test_an_edit_that_crops_renders_only_its_box_and_edits_as_a_whole_view_rende
     assert changed.any() and not changed[~mask[..., 0]].any()
 
     datamanager.set_image(index, before)  # the same edit from a whole-view render
-    pipeline._generator.set_state(generator)
+    pipeline.generator.set_state(generator)
     monkeypatch.setattr(relevance_nerf.pipeline, "crop_box", lambda masks, margin: None)  # no box to render
     pipeline.edit_views([index])
     assert rendered_shapes[-1] == tuple(mask.shape[:2])
@@ -589,8 +607,8 @@ def test_an_edit_from_a_render_renders_it_at_the_editors_working_size_and_writes
 ):
     pipeline = _pipeline(toy_scene, tiny_checkpoint, edit_resolution=16, strength_range=(0.6, 0.6))
     pipeline.compute_relevance_targets()
-    pipeline._field_ready, pipeline._warming_up = 0, False
-    index, datamanager = pipeline._view_order[0], pipeline.datamanager
+    pipeline.field_ready = pipeline.step = 0
+    index, datamanager = pipeline.view_order[0], pipeline.datamanager
     expected = _rectangle(slice(4, 28), slice(2, 18))  # edges on the 16 px grid: back as they were
     _render_masks(pipeline, monkeypatch, {index: expected})
     rendered_shapes = _record_render_shapes(pipeline, monkeypatch)
@@ -614,10 +632,10 @@ def test_an_edit_from_pure_noise_edits_the_training_image_and_renders_only_for_i
     pipeline = _pipeline(
         toy_scene, tiny_checkpoint, edit_during_warmup=True, relevance_warmup_steps=10, mask_downscale=mask_downscale
     )
-    assert pipeline.config.strength_range == (1.0, 1.0)  # the toy preset's
+    assert pipeline.strength_range == (1.0, 1.0)  # the toy editor's
     pipeline.compute_relevance_targets()
-    pipeline._field_ready, pipeline._warming_up = 10, warming_up
-    index, datamanager = pipeline._view_order[0], pipeline.datamanager
+    pipeline.field_ready, pipeline.step = 10, (9 if warming_up else 10)
+    index, datamanager = pipeline.view_order[0], pipeline.datamanager
     datamanager.set_image(index, datamanager.image(index).flip(0))  # the training image differs from any render
     rendered = _rectangle(slice(4, 20), slice(8, 24))
     if not warming_up:
@@ -641,7 +659,7 @@ def test_first_round_edits_every_view_at_the_first_edit_step_then_follows_the_sc
 ):
     pipeline = _pipeline(
         toy_scene, tiny_checkpoint, first_round=True, edit_during_warmup=True, relevance_warmup_steps=10,
-        views_per_call=3,
+        editor_batch_size=3,
     )  # fmt: skip
     inputs = _record_edit_inputs(pipeline, monkeypatch)
     datamanager = pipeline.datamanager
@@ -657,5 +675,5 @@ def test_first_round_edits_every_view_at_the_first_edit_step_then_follows_the_sc
     assert all(changed[index].any() for index in range(views) if own[index].any())
     for step in range(1, pipeline.config.edit_rate + 1):
         pipeline._before_step(step)
-    count = pipeline.config.edit_count  # then edit_count views per edit_rate steps
-    assert pipeline.edits_done == views + count and pipeline.next_view() == pipeline._view_order[count]
+    count = pipeline.config.views_per_edit  # then views_per_edit views per edit_rate steps
+    assert pipeline.edits_done == views + count and pipeline.next_view() == pipeline.view_order[count]
