@@ -112,23 +112,48 @@ class RelevanceEditDataManager(VanillaDataManager):
         return self.original_pixels.shape[0]
 
     def original_image(self, index: int | slice) -> Float[Tensor, "*n h w 3"]:
-        """The view (or views) as read from disk; edits never touch them."""
+        """The view (or views) as the run started it: as read from disk, or as the edit it builds on left it
+        (``set_start_pixels``). Edits never change it; the files on disk are never touched."""
         return to_float(self.original_pixels[index])
 
     def image(self, index: int | slice) -> Float[Tensor, "*n h w 3"]:
         """The view as the NeRF currently trains on it (a copy: change it with ``set_image``)."""
         return to_float(self.image_batch["image"][index])
 
+    def image_pixels(self, index: int) -> UInt8[Tensor, "h w 3"]:
+        """The view as the NeRF trains on it, as the 8-bit buffer holds it (on the host)."""
+        return self.image_batch["image"][index].cpu()
+
     def set_image(self, index: int, image: Float[Tensor, "h w 3"]) -> None:
         """Write a view in [0, 1]; it is stored rounded to 8 bits."""
         buffer = self.image_batch["image"]
         buffer[index] = to_uint8(image.to(buffer.device))
+
+    def set_image_pixels(self, index: int, pixels: UInt8[Tensor, "h w 3"]) -> None:
+        buffer = self.image_batch["image"]
+        buffer[index] = pixels.to(buffer.device)
+
+    def set_start_pixels(self, index: int, pixels: UInt8[Tensor, "h w 3"]) -> None:
+        """Start view ``index`` from ``pixels`` instead of its photo (a run that builds on an earlier edit)."""
+        self.original_pixels[index] = pixels.to(self.original_pixels.device)
+        self.set_image_pixels(index, pixels)
+
+    def restart(self) -> None:
+        """Every view back to its starting image (a new instruction replaced the run's edit)."""
+        self.image_batch["image"].copy_(self.original_pixels)
 
     def has_relevance(self) -> bool:
         return RELEVANCE in self.image_batch
 
     def relevance(self, index: int | slice) -> Float[Tensor, "*n h w 1"]:
         return to_float(self.image_batch[RELEVANCE][index])
+
+    def relevance_pixels(self) -> UInt8[Tensor, "n h w 1"]:
+        """All relevance targets as the 8-bit buffer holds them."""
+        return self.image_batch[RELEVANCE]
+
+    def set_relevance_pixels(self, targets: UInt8[Tensor, "n h w 1"]) -> None:
+        self.image_batch[RELEVANCE] = targets.to(self.original_pixels.device, torch.uint8).clone()
 
     def set_relevance(self, index: int | slice, relevance: Float[Tensor, "*n h w 1"]) -> None:
         """Set targets of one view, or of all views at once (their first assignment creates the buffer)."""

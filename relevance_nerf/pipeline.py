@@ -33,7 +33,7 @@ from jaxtyping import Bool, Float
 from nerfstudio.engine.callbacks import TrainingCallback, TrainingCallbackAttributes, TrainingCallbackLocation
 from nerfstudio.pipelines.base_pipeline import VanillaPipeline, VanillaPipelineConfig
 from nerfstudio.utils.rich_utils import CONSOLE
-from nerfstudio.viewer.viewer_elements import ViewerCheckbox, ViewerSlider, ViewerText
+from nerfstudio.viewer.viewer_elements import ViewerButton, ViewerCheckbox, ViewerSlider, ViewerText
 from rich.progress import track
 from torch import Tensor
 from torch.cuda.amp.grad_scaler import GradScaler
@@ -44,7 +44,7 @@ from editaction.masking import composite
 from editaction.resize import check_resolution, resize, restore_size, working_size
 from editaction.settings import EditOptions, RelevanceOptions, SettingsError, load_settings
 from relevance_nerf.datamanager import RelevanceEditDataManager, RelevanceEditDataManagerConfig
-from relevance_nerf.edit_store import EditStore
+from relevance_nerf.edit_store import ChainLink, EditStore, RunRecord
 from relevance_nerf.errors import RelevanceEditError
 from relevance_nerf.model import RELEVANCE, RelevanceNerfactoModel, RelevanceNerfactoModelConfig
 from relevance_nerf.relevance_field import edit_mask
@@ -181,9 +181,18 @@ class RelevanceEditPipeline(VanillaPipeline):
         """Training views in the seeded order that edits cycle through."""
         self.step = 0
         """The training step last started (``_before_step``)."""
+        self.chain: list[ChainLink] = []
+        """The edits this run builds on, oldest first, and its own last (``bind_run``)."""
 
         # Viewer controls (nerfstudio shows ViewerElements found on the pipeline).
-        self.viewer_instruction = ViewerText("Instruction", config.text, cb_hook=lambda e: self.set_text(e.value))
+        self.viewer_chain = ViewerText("Earlier edits", "", disabled=True, hint="The edits this run builds on")
+        self.viewer_instruction = ViewerText(
+            "Instruction",
+            config.text,
+            hint="Applied with the button below. A new instruction replaces this run's edit (editing restarts from "
+            "the run's starting images); to keep this edit and add another, start a new run from this one.",
+        )
+        self.viewer_apply = ViewerButton("Apply instruction", cb_hook=lambda _: self.apply_viewer_instruction())
         self.viewer_text_guidance = ViewerSlider(
             "Text guidance",
             self.edit_config.text_guidance,
@@ -224,14 +233,23 @@ class RelevanceEditPipeline(VanillaPipeline):
         return self.config.text
 
     def set_text(self, text: str) -> None:
-        """A new instruction: its relevance targets are recomputed before the next training step."""
+        """A new instruction replaces this run's edit: the training images go back to the run's starting images
+        and the new instruction's relevance targets are computed before the next training step. (Building on the
+        edit is a new run from this one: ``bind_run``.)"""
         if not text.strip() or text == self.config.text:
             return
         self.config.text = text
         self.targets_stale = True
         self.settled.clear()
+        self.datamanager.restart()
+        if self.chain:
+            self.chain[-1] = dataclasses.replace(self.chain[-1], instruction=text)
         if self.store is not None:
-            self.store.instruction = text
+            self.store.clear_edits()
+            self._write_record()
+
+    def apply_viewer_instruction(self) -> None:
+        self.set_text(self.viewer_instruction.value)
 
     def set_edit(self, **changes: float) -> None:
         """Change the edit settings in force; the only writer of the model's mask threshold.
@@ -254,63 +272,121 @@ class RelevanceEditPipeline(VanillaPipeline):
     # ---- run state ----------------------------------------------------------------------------
 
     def bind_run(self, run_dir: Path, resume_from: Path | None = None) -> None:
-        """Save edits under ``run_dir``; restore those an earlier run saved under ``resume_from``."""
-        self.store = EditStore(run_dir, self.text)
-        if self.datamanager.has_relevance() and not self.targets_stale:
-            self.store.save_relevance_targets(self.datamanager.relevance(slice(None)))
-        if resume_from is None:
-            return
-        earlier = EditStore(resume_from, self.text)
-        restored = earlier.load()
-        if restored.relevance_targets is None and not restored.views:
-            if restored.other_instructions:
-                CONSOLE.print(
-                    f"[yellow]{earlier.directory} holds edits for {sorted(restored.other_instructions)}, "
-                    f"not {self.text!r}: editing starts from the original images"
+        """Save this run's edits under ``run_dir``, starting from the run at ``resume_from`` (if any).
+
+        Three cases, one log line each: ``resume_from`` holds no edit (a nerfacto run): the edit starts from the
+        photos. It is an edit run of the same instruction: this run continues it (its starting images, edited
+        views, relevance targets and place in the view order). It is an edit run of another instruction: this
+        run builds on it: that run's views, as edited, are this run's starting images, which the editor is
+        conditioned on, whose 2D relevance is computed, and which fill everything outside this edit's mask.
+        """
+        self.store = EditStore(run_dir)
+        data = str(self._data_folder())
+        earlier = EditStore(resume_from) if resume_from is not None else None
+        record = earlier.record() if earlier is not None else None
+        if record is not None and Path(record.data) != Path(data):
+            raise RelevanceEditError(
+                f"{earlier.run_dir} edited the data in {record.data}, not {data}: pass its --data, "
+                "or start from a run on this data"
+            )
+        link = ChainLink(self.text, str(Path(run_dir).resolve()))
+        if record is None:
+            chain = [link]
+            if self.datamanager.has_relevance() and not self.targets_stale:  # computed before the run was bound
+                self.store.save_relevance_targets(self.datamanager.relevance_pixels())
+            CONSOLE.print(f"Editing {self.text!r} from the photos")
+        elif record.instruction == self.text:
+            chain = [*record.chain[:-1], link]
+            self._continue(earlier, record)
+        else:
+            if earlier.run_dir.resolve() == Path(run_dir).resolve():
+                raise RelevanceEditError(
+                    f"{run_dir} holds the edit this run builds on: give the new run its own folder"
                 )
-            return
-        shape = tuple(self.datamanager.original_pixels.shape[1:3])
-        if restored.relevance_targets is not None:
-            if tuple(restored.relevance_targets.shape) != (self.datamanager.num_views, *shape, 1):
-                raise RelevanceEditError(f"edits in {earlier.directory} do not match this data set's views")
-            self.datamanager.set_relevance(slice(None), restored.relevance_targets)
-            self.store.save_relevance_targets(restored.relevance_targets)
+            chain = [*record.chain, link]
+            self._build_on(earlier, record)
+        self.chain = chain
+        self.viewer_chain.value = " -> ".join(link.instruction for link in chain[:-1]) or "none (the photos)"
+        self._write_record()
+
+    def _data_folder(self) -> Path:
+        dataparser = self.datamanager.dataparser.config
+        return Path(dataparser.data).resolve()
+
+    def _write_record(self) -> None:
+        if self.store is not None:
+            self.store.write_record(RunRecord(str(self._data_folder()), self.chain, self.edits_done))
+
+    def _check_fits(self, earlier: EditStore, index: int, pixels: Tensor) -> None:
+        if index >= self.datamanager.num_views or pixels.shape != self.datamanager.original_pixels.shape[1:]:
+            raise RelevanceEditError(f"the edits in {earlier.directory} do not fit this data set's views")
+
+    def _continue(self, earlier: EditStore, record: RunRecord) -> None:
+        """Take up ``earlier``'s edit where it stopped: its starting images, edited views and relevance targets."""
+        for index in earlier.start_indices():
+            pixels = earlier.start_image(index)
+            self._check_fits(earlier, index, pixels)
+            self.datamanager.set_start_pixels(index, pixels)
+        edited = earlier.view_indices()
+        for index in edited:
+            pixels = earlier.view(index)
+            self._check_fits(earlier, index, pixels)
+            self.datamanager.set_image_pixels(index, pixels)
+        targets = earlier.relevance_targets()
+        if targets is not None:
+            if targets.shape != (*self.datamanager.original_pixels.shape[:3], 1):
+                raise RelevanceEditError(f"the edits in {earlier.directory} do not fit this data set's views")
+            self.datamanager.set_relevance_pixels(targets)
             self.targets_stale = False
-        for index, (image, relevance) in restored.views.items():
-            if index >= self.datamanager.num_views or tuple(image.shape[:2]) != shape:
-                raise RelevanceEditError(f"edits in {earlier.directory} do not match this data set's views")
-            self.datamanager.set_image(index, image)
-            if relevance is not None:
-                self.datamanager.set_relevance(index, relevance)
-            self.store.save_view(index, image, relevance, restored.edits_done)
-        self.edits_done = restored.edits_done
-        CONSOLE.print(f"Restored {len(restored.views)} edited views and the relevance targets from {earlier.directory}")
+        self.store.take_over(earlier, starts=True, views=True, targets=targets is not None)
+        self.edits_done = record.edits_done
+        CONSOLE.print(
+            f"Continuing {self.text!r} from {earlier.run_dir}: restored {len(edited)} edited views"
+            + (" and the relevance targets" if targets is not None else "")
+        )
+
+    def _build_on(self, earlier: EditStore, record: RunRecord) -> None:
+        """Start from ``earlier``'s views as edited (its starting images where it edited none)."""
+        edited = earlier.view_indices()
+        if not edited:
+            raise RelevanceEditError(
+                f"{earlier.run_dir} stopped before it edited any view: there is no {record.instruction!r} edit to "
+                "build on; continue it with its own instruction, or start from the run before it"
+            )
+        starts, views = set(earlier.start_indices()), set(edited)
+        for index in sorted(starts | views):  # its views as edited, else as it started them; one at a time
+            pixels = earlier.view(index) if index in views else earlier.start_image(index)
+            self._check_fits(earlier, index, pixels)
+            if not torch.equal(pixels, self.datamanager.original_pixels[index].cpu()):  # not the photo
+                self.datamanager.set_start_pixels(index, pixels)
+                self.store.save_start_image(index, pixels)
+        self.targets_stale = True  # relevance is of the starting images
+        earlier_edits = " -> ".join(repr(link.instruction) for link in record.chain)
+        CONSOLE.print(f"Building {self.text!r} on {earlier_edits} ({earlier.run_dir}, {len(edited)} edited views)")
 
     # ---- stage 1: relevance targets -----------------------------------------------------------
 
     @torch.no_grad()
     def compute_relevance_targets(self) -> None:
-        """2D relevance of every original training view, the relevance field's supervision."""
+        """2D relevance of every starting view, the relevance field's supervision; each batch goes into the 8-bit
+        targets as it comes, so memory does not grow with the number of views."""
         assert self.editor is not None
-        maps = []
         batch = self.config.editor_batch_size
         for start in track(
             range(0, self.datamanager.num_views, batch), description="2D relevance of the training views"
         ):
-            images = self.datamanager.original_image(slice(start, start + batch)).permute(0, 3, 1, 2)
-            maps.append(
-                self.editor.relevance_map(
-                    images,
-                    self.text,
-                    config=self.relevance_config,
-                    generator=self.generator,
-                    resolution=self.config.edit_resolution,
-                )
+            views = slice(start, start + batch)
+            images = self.datamanager.original_image(views).permute(0, 3, 1, 2)
+            relevance = self.editor.relevance_map(
+                images,
+                self.text,
+                config=self.relevance_config,
+                generator=self.generator,
+                resolution=self.config.edit_resolution,
             )
-        targets = torch.cat(maps).permute(0, 2, 3, 1)
-        self.datamanager.set_relevance(slice(None), targets)
+            self.datamanager.set_relevance(views, relevance.permute(0, 2, 3, 1))  # into the 8-bit buffer at once
         if self.store is not None:
-            self.store.save_relevance_targets(targets)
+            self.store.save_relevance_targets(self.datamanager.relevance_pixels())
         self.targets_stale = False
 
     # ---- stage 2: edits -----------------------------------------------------------------------
@@ -498,8 +574,8 @@ class RelevanceEditPipeline(VanillaPipeline):
         """Count the edit turn and save the view as it now is (a resumed run continues the view order)."""
         self.edits_done += 1
         if self.store is not None:
-            relevance = self.datamanager.relevance(index) if self.datamanager.has_relevance() else None
-            self.store.save_view(index, self.datamanager.image(index), relevance, self.edits_done)
+            self.store.save_view(index, self.datamanager.image_pixels(index))
+            self._write_record()
 
     # ---- schedule -----------------------------------------------------------------------------
 

@@ -1,9 +1,9 @@
 """The nerfstudio trainer for relevance-edit: checks the user's input, binds edits to the run directory.
 
-Edits are saved under the run's ``edits/`` folder. Resuming with ``--load-dir`` (or
-``--load-checkpoint``) of an earlier edit run restores its edited views and relevance
-targets; starting from a plain nerfacto checkpoint starts from the original images.
-User mistakes end the run with one ``error:`` line.
+Edits are saved under the run's ``edits/`` folder. Starting with ``--load-dir`` (or
+``--load-checkpoint``) from a nerfacto run edits the photos; from an edit run of the same
+instruction continues that edit; from an edit run of another instruction builds on it
+(``RelevanceEditPipeline.bind_run``). User mistakes end the run with one ``error:`` line.
 """
 
 from __future__ import annotations

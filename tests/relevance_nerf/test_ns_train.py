@@ -5,8 +5,9 @@ from __future__ import annotations
 import hashlib
 
 import pytest
-from safetensors.torch import load_file
+import torch
 
+from relevance_nerf.edit_store import EditStore
 from tests.relevance_nerf.conftest import TEXT, edit_args, ns_train, run_dir
 
 pytestmark = pytest.mark.slow
@@ -20,12 +21,11 @@ def test_nerfacto_then_relevance_edit_write_checkpoints_and_edits(toy_scene, ner
     assert list((nerfacto_run / "nerfstudio_models").glob("step-*.ckpt"))
     checkpoints = sorted((edit_run / "nerfstudio_models").glob("step-*.ckpt"))
     assert checkpoints and checkpoints[-1].name == "step-000000031.ckpt"  # 20 nerfacto steps + 12 edit steps
-    edits = edit_run / "edits"
-    targets = load_file(edits / "relevance_targets.safetensors")["relevance"]
-    assert targets.shape == (8, 32, 32, 1) and 0 <= targets.min() and targets.max() <= 1  # 8 training views
-    views = sorted((edits / "views").glob("*.safetensors"))
-    assert len(views) == 6  # 2 views at steps 20, 24, 28: the preset edits during its 4-step warm-up too
-    assert len(list((edits / "views").glob("*.png"))) == 6
+    edits = EditStore(edit_run)
+    targets = edits.relevance_targets()
+    assert targets.shape == (8, 32, 32, 1) and targets.dtype == torch.uint8  # 8 training views, 8 bits
+    assert len(edits.view_indices()) == 6  # 2 views at steps 20, 24, 28: the preset edits during its warm-up too
+    assert [link.instruction for link in edits.record().chain] == [TEXT]
     assert (edit_run / "config.yml").read_text().count(TEXT) >= 1
 
 
@@ -34,7 +34,7 @@ def test_original_images_on_disk_are_never_modified(toy_scene, tmp_path_factory,
     result = ns_train(*edit_args(toy_scene, runs, tiny_checkpoint, nerfacto_run, "untouched"), cwd=runs)
     assert result.returncode == 0, result.stderr[-3000:]
     assert _digests(toy_scene / "images") == before
-    assert not list(toy_scene.rglob("*.safetensors"))
+    assert not list(toy_scene.rglob("edits"))
 
 
 def test_resuming_an_edit_run_restores_its_edited_views(toy_scene, runs, edit_run, tiny_checkpoint):
@@ -42,11 +42,10 @@ def test_resuming_an_edit_run_restores_its_edited_views(toy_scene, runs, edit_ru
     args[args.index("--max-num-iterations") + 1] = "1"  # restore, train one step, save
     result = ns_train(*args, cwd=runs)
     assert result.returncode == 0, result.stderr[-3000:]
-    assert "Restored 6 edited views" in " ".join(result.stdout.split())
-    resumed = run_dir(runs, "relevance-edit-tiny", "resumed") / "edits" / "views"
-    for view in (edit_run / "edits" / "views").glob("*.safetensors"):
-        original, restored = load_file(view), load_file(resumed / view.name)
-        assert (original["image"] == restored["image"]).all()
+    assert "restored 6 edited views" in " ".join(result.stdout.split())
+    resumed = EditStore(run_dir(runs, "relevance-edit-tiny", "resumed"))
+    for index in EditStore(edit_run).view_indices():
+        assert torch.equal(resumed.view(index), EditStore(edit_run).view(index))
 
 
 @pytest.mark.parametrize(
