@@ -15,6 +15,10 @@ the requested colour, another palette colour, grey or other), hue spread across 
 with ``--before-run``, where each edit changed its render: the share of changed pixels on the
 object (precision) and of the object's pixels changed (recall); CLIP text-image and directional
 similarity when a CLIP checkpoint is available locally (``--clip``), else those columns are skipped.
+
+An edit run that builds on earlier edits (its ``edits/run.json`` chain) is judged on the object its instruction
+names after them, and in a second table on every edit of the chain, each by its own instruction, with PSNR
+outside all edited objects; ``--before-run`` is then the run the last edit started from.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ from nerfstudio.utils.rich_utils import CONSOLE
 
 import relevance_nerf  # noqa: F401  (nerfstudio checkpoints under torch's weights_only loader)
 from editaction.clip_similarity import DEFAULT_CLIP, ClipSimilarity, ClipUnavailableError
+from relevance_nerf.edit_store import EditStore
 from relevance_nerf.errors import RelevanceEditError
 from toyworld.evaluation import (
     CHANGE_THRESHOLD,
@@ -38,8 +43,10 @@ from toyworld.evaluation import (
     RenderedView,
     RunSettings,
     SceneTruth,
+    chain_table,
     load_scene_truth,
     measure,
+    measure_chain,
     metrics_json,
     metrics_table,
     read_run_config,
@@ -50,6 +57,7 @@ from toyworld.metrics import HUE_TOLERANCE_DEGREES, MIN_RELATIVE_CHROMA
 from toyworld.report import write_report
 
 EDIT, BASELINE, BEFORE = "relevance-edit", "baseline (no mask)", "before edit"
+BASELINE_BEFORE = "baseline before edit"
 
 
 @dataclass
@@ -63,9 +71,18 @@ class EvaluateSceneArgs:
     baseline_run: Path | None = None
     """The same edit with the relevance mask disabled (threshold 0)."""
     before_run: Path | None = None
+    baseline_before_run: Path | None = None
+    """The run the baseline's last edit started from, when it differs from ``--before-run`` (a chain of baseline
+    edits builds on the baseline's own earlier edit)."""
     """The unedited nerfacto run the edits started from (reference row; needed for precision and recall)."""
     clip: str = DEFAULT_CLIP
     """CLIP checkpoint (directory or hub id, local cache only) for the CLIP metrics; 'none' skips them."""
+
+
+def edit_chain(run_dir: Path) -> list[str]:
+    """The instructions of an edit run's chain, oldest first (empty for a run without an edit record)."""
+    record = EditStore(run_dir).record()
+    return [] if record is None else [link.instruction for link in record.chain]
 
 
 def _config_path(run: Path) -> Path:
@@ -112,11 +129,17 @@ def evaluate(args: EvaluateSceneArgs) -> Path:
         runs[BASELINE] = _config_path(args.baseline_run)
     if args.before_run is not None:
         runs[BEFORE] = _config_path(args.before_run)
+    if args.baseline_before_run is not None:
+        runs[BASELINE_BEFORE] = _config_path(args.baseline_before_run)
     settings = {label: run_settings(read_run_config(path)) for label, path in runs.items()}
+    chains = {label: edit_chain(path.parent) for label, path in runs.items() if label in (EDIT, BASELINE)}
     if BASELINE in settings:
         _check_comparable(settings[EDIT], settings[BASELINE])
+        if chains[BASELINE][:-1] != chains[EDIT][:-1]:
+            raise RelevanceEditError(f"the runs build on other edits: {chains[EDIT]} vs {chains[BASELINE]}")
     text = settings[EDIT].text or ""
-    truth = load_scene_truth(args.scene, text)
+    chain = chains[EDIT] or [text]
+    truth = load_scene_truth(args.scene, text, chain[:-1])
 
     previous = args.out / "metrics.json"
     recorded = {label: str(path.resolve()) for label, path in runs.items()}
@@ -127,9 +150,22 @@ def evaluate(args: EvaluateSceneArgs) -> Path:
     for label, path in runs.items():
         CONSOLE.rule(f"rendering {len(truth.views)} held-out views: {label}")
         renders[label] = render_held_out(path, args.scene)
-    before = renders.get(BEFORE)
-    rows = {label: measure(truth, run, None if label == BEFORE else before) for label, run in renders.items()}
+    befores = {EDIT: renders.get(BEFORE), BASELINE: renders.get(BASELINE_BEFORE, renders.get(BEFORE))}
+    rows = {label: measure(truth, run, befores.get(label)) for label, run in renders.items()}
     clip, clip_note = _clip_scores(args.clip, truth, renders)
+    chain_rows, chain_text = None, []
+    if len(chain) > 1:
+        truths = [load_scene_truth(args.scene, instruction, chain[:i]) for i, instruction in enumerate(chain)]
+        chain_rows = {label: measure_chain(truths, renders[label], befores[label]) for label in chains}
+        chain_text = [
+            "",
+            f"## The chain of {len(chain)} edits, on the last run's renders",
+            "",
+            chain_table(chain_rows),
+            "",
+            "Each edit's object by its own instruction (strict colour test); PSNR outside every edited object "
+            "against the render before the last edit (--before-run: the run the last edit started from).",
+        ]
 
     table = metrics_table(rows, clip)
     markdown = "\n".join(
@@ -154,6 +190,7 @@ def evaluate(args: EvaluateSceneArgs) -> Path:
             clip_note + ".",
             "",
             "Runs: " + "; ".join(f"{label}: {dataclasses.asdict(s)}" for label, s in settings.items()),
+            *chain_text,
         ]
     )
     summary = {
@@ -165,10 +202,13 @@ def evaluate(args: EvaluateSceneArgs) -> Path:
         "metrics": metrics_json(rows),
         "clip": clip,
         "clip_note": clip_note,
+        "chain": None if chain_rows is None else {label: dataclasses.asdict(c) for label, c in chain_rows.items()},
     }
     gif_runs = tuple(label for label in (EDIT, BASELINE) if label in renders)
     write_report(args.out, truth, renders, markdown, summary, gif_runs)
     CONSOLE.print(table)
+    if chain_rows is not None:
+        CONSOLE.print(chain_table(chain_rows))
     if BEFORE not in renders:
         CONSOLE.print("[yellow]edit precision and recall not measured: they need --before-run")
     CONSOLE.print(clip_note)

@@ -17,6 +17,7 @@ import json
 import math
 import statistics
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -71,8 +72,33 @@ class SceneTruth:
     views: list[HeldOutView]
 
 
-def load_scene_truth(scene: Path, instruction: str) -> SceneTruth:
-    """Read a toy scene's held-out photos and the named object's masks; one clear error for each mistake."""
+def _parsed(instruction: str) -> Recolour:
+    edit = parse_recolour(instruction)
+    if edit is None:
+        raise RelevanceEditError(
+            f"cannot evaluate {instruction!r}: the evaluation measures recolour instructions of the toy world, "
+            "e.g. 'make the red cube blue'"
+        )
+    return edit
+
+
+def colours_after(objects: list[dict], earlier: Sequence[str]) -> dict[str, str]:
+    """Each object's colour after the ``earlier`` recolour instructions (a chain of edits), by object name."""
+    colours = {o["name"]: o["colour"] for o in objects}
+    for instruction in earlier:
+        edit = _parsed(instruction)
+        named = [o["name"] for o in objects if (colours[o["name"]], o["shape"]) == (edit.colour, edit.shape)]
+        if not named:
+            raise RelevanceEditError(f"no {edit.colour} {edit.shape} to recolour at {instruction!r} in the chain")
+        colours[named[0]] = edit.target_colour
+    return colours
+
+
+def load_scene_truth(scene: Path, instruction: str, earlier: Sequence[str] = ()) -> SceneTruth:
+    """Read a toy scene's held-out photos and the named object's masks; one clear error for each mistake.
+
+    ``earlier``: the instructions of the edits this one builds on; the object is named by its colour after them.
+    """
     scene = Path(scene)
     transforms_path, description_path = scene / "transforms.json", scene / "scene.json"
     if not transforms_path.is_file():
@@ -81,16 +107,12 @@ def load_scene_truth(scene: Path, instruction: str) -> SceneTruth:
         )
     if not description_path.is_file():
         raise RelevanceEditError(f"{scene} has no scene.json: evaluation needs a toy scene with ground-truth masks")
-    edit = parse_recolour(instruction)
-    if edit is None:
-        raise RelevanceEditError(
-            f"cannot evaluate {instruction!r}: the evaluation measures recolour instructions of the toy world, "
-            "e.g. 'make the red cube blue'"
-        )
+    edit = _parsed(instruction)
     objects = json.loads(description_path.read_text())["objects"]
-    named = [o["name"] for o in objects if (o["colour"], o["shape"]) == (edit.colour, edit.shape)]
+    colours = colours_after(objects, earlier)
+    named = [o["name"] for o in objects if (colours[o["name"]], o["shape"]) == (edit.colour, edit.shape)]
     if not named:
-        present = ", ".join(f"{o['colour']} {o['shape']}" for o in objects)
+        present = ", ".join(f"{colours[o['name']]} {o['shape']}" for o in objects)
         raise RelevanceEditError(f"the scene has no {edit.colour} {edit.shape} (it has: {present})")
     held_out = json.loads(transforms_path.read_text()).get("test_filenames") or []
     if not held_out:
@@ -290,3 +312,57 @@ def metrics_json(rows: dict[str, SceneMetrics]) -> dict[str, dict[str, float | N
         return None if isinstance(value, float) and not math.isfinite(value) else value
 
     return {label: {k: finite(v) for k, v in asdict(m).items()} for label, m in rows.items()}
+
+
+@dataclass(frozen=True)
+class ChainEditMetrics:
+    instruction: str
+    object_name: str
+    edit_success: float
+    """Share of views whose object has this edit's requested colour (strict, as ``SceneMetrics.edit_success``)."""
+    object_colours: dict[str, str]
+
+
+@dataclass(frozen=True)
+class ChainMetrics:
+    """A chain of edits judged on one run's renders: each edit's object by its own instruction."""
+
+    edits: list[ChainEditMetrics]
+    psnr_outside_all_vs_before: float | None
+    """dB, outside every edited object, against the render before the last edit (None without one)."""
+
+
+def measure_chain(
+    truths: Sequence[SceneTruth], renders: dict[str, RenderedView], before: dict[str, RenderedView] | None = None
+) -> ChainMetrics:
+    """Each edit of a chain (``truths``, oldest first, on the same held-out views) on the run's ``renders``."""
+    edits = []
+    for truth in truths:
+        colours = {
+            view.name: recolour_class(renders[view.name].rgb, view.object_mask)
+            for view in truth.views
+            if view.object_mask.sum() >= MIN_OBJECT_PIXELS
+        }
+        success = statistics.fmean(colour == truth.edit.target_colour for colour in colours.values())
+        edits.append(ChainEditMetrics(truth.instruction, truth.object_name, success, colours))
+    kept = None
+    if before is not None:
+        values = []
+        for position, view in enumerate(truths[-1].views):
+            outside = ~torch.stack([truth.views[position].object_mask for truth in truths]).any(dim=0)
+            values.append(min(psnr(renders[view.name].rgb, before[view.name].rgb, outside), 100.0))
+        kept = statistics.fmean(values)
+    return ChainMetrics(edits, kept)
+
+
+def chain_table(rows: dict[str, ChainMetrics]) -> str:
+    """A markdown table: per run, each edit's success and the PSNR outside all edited objects."""
+    instructions = [edit.instruction for edit in next(iter(rows.values())).edits]
+    lines = [
+        "| run | " + " | ".join(f"{text!r} success" for text in instructions) + " | PSNR outside all vs before (dB) |",
+        "|---" * (2 + len(instructions)) + "|",
+    ]
+    for label, chain in rows.items():
+        kept = "n/a" if chain.psnr_outside_all_vs_before is None else f"{chain.psnr_outside_all_vs_before:.2f}"
+        lines.append(f"| {label} | " + " | ".join(f"{edit.edit_success:.0%}" for edit in chain.edits) + f" | {kept} |")
+    return "\n".join(lines)
