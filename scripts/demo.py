@@ -3,13 +3,16 @@
 python scripts/demo.py                                   # embedded toy scene and editor (`make demo`)
 python scripts/demo.py --text "make the blue ball green" --out outputs/demo-ball
 python scripts/demo.py --scene my-toy-scene --editor path/to/ip2p-checkpoint --preset full
+python scripts/demo.py --then "make the blue ball yellow" --out outputs/demo-chain   # two edits in a chain
 
 Stages, each a command a user can also run alone: render the scene
 (scripts/make_toy_scene.py), train nerfacto, run ``ns-train relevance-edit`` from it, run
 Instruct-NeRF2NeRF as published from it (the same preset with the relevance mask disabled,
 threshold 0, and IN2N's strength range and guidance: ``INSTRUCT_NERF2NERF_OPTIONS``), then
 scripts/evaluate_scene.py renders the held-out views of all three and writes the report
-(image strips, orbit GIF, metrics.md / metrics.json). ``--preset auto`` picks the full presets
+(image strips, orbit GIF, metrics.md / metrics.json). With ``--then``, each further instruction is an edit run
+of each method that builds on that method's previous edit, and the report judges the last runs, every edit of
+the chain by its own instruction. ``--preset auto`` picks the full presets
 on CUDA and the CPU-sized ones otherwise.
 
 Interrupted? Run the same command again: finished stages are skipped and a stage cut
@@ -19,8 +22,6 @@ another ``--out``.
 
 from __future__ import annotations
 
-import json
-import os
 import subprocess
 import sys
 import time
@@ -30,23 +31,16 @@ from typing import Literal
 
 import torch
 import tyro
-from rich.console import Console
 
 from editaction import EditorLoadError, check_editor_source
-from editaction.atomic import write_text_atomic
 from editaction.clip_similarity import DEFAULT_CLIP
 from editaction.config import EditSchedule
-from relevance_nerf.checkpoints import latest_step
 from relevance_nerf.method_configs import INSTRUCT_NERF2NERF_OPTIONS
 from toyworld import TOY_EDITOR, SceneSpec, write_scene
+from toyworld.stages import CONSOLE, QUIET, RUN_NAME, DemoError, check_folder, train_until
 
 SCRIPTS = Path(__file__).resolve().parent
-NS_TRAIN = str(Path(sys.executable).parent / "ns-train")
-RUN_NAME = "run"
 DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
-CONSOLE = Console()
-# nerfstudio 1.1.5 under torch 2.14 repeats these deprecation notes on every render; keep the progress readable.
-QUIET = {**os.environ, "PYTHONWARNINGS": "ignore:Using a non-tuple sequence:UserWarning,ignore::FutureWarning"}
 
 
 @dataclass(frozen=True)
@@ -71,6 +65,9 @@ class DemoArgs:
     scene: Path | None = None
     """A toy scene (scripts/make_toy_scene.py); default: the embedded one, rendered into OUT/scene."""
     text: str = "make the red cube blue"
+    then: tuple[str, ...] = ()
+    """Further instructions, each an edit run that builds on the one before (for both methods): a chain of edits,
+    judged edit by edit on the last run."""
     editor: str = TOY_EDITOR
     """InstructPix2Pix-family checkpoint (directory or hub id); default: the embedded toy editor."""
     preset: Literal["auto", "tiny", "full"] = "auto"
@@ -84,48 +81,6 @@ class DemoArgs:
     seed: int = 0
     clip: str = DEFAULT_CLIP
     """CLIP checkpoint for the CLIP metrics when it is available locally; 'none' skips them."""
-
-
-class DemoError(RuntimeError):
-    pass
-
-
-def _train(label: str, method: str, run: Path, final_step: int, start: Path | None, extra: list[str], data: Path):
-    """Run ``ns-train`` until ``run`` holds the checkpoint of ``final_step``; continue a run cut short."""
-    models = run / "nerfstudio_models"
-    latest = latest_step(models)
-    if latest == final_step:
-        CONSOLE.print(f"[green]{label}: done earlier ({run}), skipped")
-        return
-    if latest is not None and latest > final_step:
-        raise DemoError(f"{run} is already past step {final_step}: it is another run; use another --out")
-    if latest is not None:
-        CONSOLE.print(f"{label}: continuing from step {latest}")
-        start = models
-    first = 0 if start is None else latest_step(start) + 1
-    command = [
-        NS_TRAIN, method, "--vis", "tensorboard", "--output-dir", str(run.parents[2]),
-        "--experiment-name", run.parents[1].name, "--timestamp", run.name,
-        "--max-num-iterations", str(final_step + 1 - first), "--machine.device-type", DEVICE, *extra,
-    ]  # fmt: skip
-    if start is not None:
-        command += ["--load-dir", str(start)]
-    command += ["nerfstudio-data", "--data", str(data)]
-    returncode = subprocess.run(command, env=QUIET).returncode
-    reached = latest_step(models)
-    if returncode != 0 or reached != final_step:  # ns-train exits 0 when interrupted
-        where = "no checkpoint" if reached is None else f"step {reached} of {final_step}"
-        raise DemoError(f"{label} stopped ({where}; ns-train {method}); run the demo again to continue it")
-
-
-def _check_folder(out: Path, settings: dict) -> None:
-    record = out / "demo.json"
-    if record.is_file():
-        earlier = json.loads(record.read_text())
-        if earlier != settings:
-            changed = ", ".join(f"{k}: {earlier.get(k)!r} -> {v!r}" for k, v in settings.items() if earlier.get(k) != v)
-            raise DemoError(f"{out} holds a demo with other settings ({changed}); choose another --out")
-    write_text_atomic(record, json.dumps(settings, indent=2) + "\n")
 
 
 def run_demo(args: DemoArgs) -> Path:
@@ -155,37 +110,48 @@ def run_demo(args: DemoArgs) -> Path:
     }
     if args.edit_schedule is not None:  # absent otherwise, so folders of earlier demos still match
         settings["edit_schedule"] = args.edit_schedule
-    _check_folder(out, settings)
+    if args.then:
+        settings["then"] = list(args.then)
+    check_folder(out, settings)
     CONSOLE.print(f"demo: {args.text!r}, preset {preset_name} on {DEVICE}, into {out}")
     started = time.perf_counter()
 
-    CONSOLE.rule("1/5 scene")
+    stages = 3 + 2 * (1 + len(args.then))
+    CONSOLE.rule(f"1/{stages} scene")
     if not (scene / "transforms.json").is_file():
         write_scene(scene, SceneSpec())
     CONSOLE.print(f"scene: {scene}")
 
     nerfacto = out / "nerfacto" / preset.nerfacto / RUN_NAME
-    CONSOLE.rule(f"2/5 {preset.nerfacto}: {nerfacto_iterations} iterations")
-    _train("nerfacto", preset.nerfacto, nerfacto, nerfacto_iterations - 1, None, [], scene)
+    CONSOLE.rule(f"2/{stages} {preset.nerfacto}: {nerfacto_iterations} iterations")
+    train_until("nerfacto", preset.nerfacto, nerfacto, nerfacto_iterations - 1, None, [], scene, DEVICE)
 
-    edit_args = ["--text", args.text, "--pipeline.editor", args.editor, "--pipeline.seed", str(args.seed)]
+    edit_args = ["--pipeline.editor", args.editor, "--pipeline.seed", str(args.seed)]
     if args.edit_schedule is not None:
         edit_args += ["--pipeline.edit.schedule", args.edit_schedule]
-    runs = {}
-    for number, (label, extra) in enumerate(
-        [("relevance-edit", []), ("baseline", INSTRUCT_NERF2NERF_OPTIONS)], start=3
-    ):
-        runs[label] = out / label / preset.edit / RUN_NAME
-        CONSOLE.rule(f"{number}/5 {label}: {preset.edit}, {edit_iterations} iterations")
-        final = nerfacto_iterations - 1 + edit_iterations
-        _train(label, preset.edit, runs[label], final, nerfacto / "nerfstudio_models", edit_args + extra, scene)
+    instructions = [args.text, *args.then]
+    starts = {"relevance-edit": nerfacto, "baseline": nerfacto}  # each method's chain builds on its own edits
+    before = dict(starts)
+    final = nerfacto_iterations - 1
+    for position, instruction in enumerate(instructions):
+        final += edit_iterations
+        suffix = "" if position == 0 else f"-{position + 1}"
+        for offset, (method, extra) in enumerate([("relevance-edit", []), ("baseline", INSTRUCT_NERF2NERF_OPTIONS)]):
+            label = method + suffix
+            run = out / label / preset.edit / RUN_NAME
+            CONSOLE.rule(f"{3 + 2 * position + offset}/{stages} {label}: {instruction!r}, {edit_iterations} iterations")
+            options = ["--text", instruction, *edit_args, *extra]
+            train_until(label, preset.edit, run, final, starts[method] / "nerfstudio_models", options, scene, DEVICE)
+            before[method], starts[method] = starts[method], run
+    runs = starts
 
-    CONSOLE.rule("5/5 evaluation on the held-out views")
+    CONSOLE.rule(f"{stages}/{stages} evaluation on the held-out views")
     report = out / "report"
     evaluate = [
         sys.executable, str(SCRIPTS / "evaluate_scene.py"), "--scene", str(scene),
         "--edit-run", str(runs["relevance-edit"]), "--baseline-run", str(runs["baseline"]),
-        "--before-run", str(nerfacto), "--out", str(report), "--clip", args.clip,
+        "--before-run", str(before["relevance-edit"]), "--baseline-before-run", str(before["baseline"]),
+        "--out", str(report), "--clip", args.clip,
     ]  # fmt: skip
     if subprocess.run(evaluate, env=QUIET).returncode != 0:
         raise DemoError("the evaluation failed")
