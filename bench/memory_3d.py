@@ -29,6 +29,10 @@ import numpy as np
 import psutil
 import torch
 import tyro
+
+import editaction  # noqa: F401  (its upstream-warning filters, before nerfstudio warns on import)
+
+# isort: split
 from measure import MIB, peak_memory_mib  # bench/measure.py (scripts run from bench/)
 from nerfstudio.data.datamanagers.base_datamanager import VanillaDataManager, VanillaDataManagerConfig
 from nerfstudio.data.utils.dataloaders import CacheDataloader

@@ -3,6 +3,9 @@
 from editaction.config import EditConfig, RelevanceConfig
 from editaction.editor import Editor, EditorLoadError, EditResult, check_editor_source
 from editaction.images import ImageReadError, LoadedImage, read_image, relevance_to_rgb, to_array, write_image
+from editaction.quiet import quiet_upstream_warnings
+
+quiet_upstream_warnings()  # every project entry point imports editaction before nerfstudio
 
 INSTRUCT_PIX2PIX = "timbrooks/instruct-pix2pix"
 """The published InstructPix2Pix weights (Brooks et al. 2023), for real photos and scenes (GPU)."""
