@@ -371,3 +371,10 @@ def test_the_condition_cache_keeps_the_most_recently_used_latents(editor, monkey
         naming.encode_condition(images[:2], [0, 0])
     with pytest.raises(ValueError, match="non-negative"):
         Editor(editor.pipe, condition_cache_size=-1)
+
+
+@pytest.mark.parametrize("steps", [3, 10, 49, 97])
+def test_a_strength_of_one_step_in_the_schedule_runs_that_step(editor, steps):
+    """``steps * (1 / steps)`` can fall below 1 in floating point (49 steps); it still means one step."""
+    _, timesteps = editor._timesteps(EditConfig(steps=steps, strength=1.0 / steps))
+    assert len(timesteps) == 1

@@ -675,3 +675,28 @@ def test_first_round_edits_every_view_at_the_first_edit_step_then_follows_the_sc
         pipeline._before_step(step)
     count = pipeline.config.views_per_edit  # then views_per_edit views per edit_rate steps
     assert pipeline.edits_done == views + count and pipeline.next_view() == pipeline.view_order[count]
+
+
+def test_the_relevance_pass_writes_each_batch_into_the_8_bit_targets_before_the_next(
+    toy_scene, tiny_checkpoint, monkeypatch
+):
+    """Peak memory must not grow with the number of views: no float map outlives its batch."""
+    pipeline = _pipeline(toy_scene, tiny_checkpoint, editor_batch_size=3)
+    events = []
+    relevance_map, set_relevance = pipeline.editor.relevance_map, pipeline.datamanager.set_relevance
+
+    def mapping(images, *args, **kwargs):
+        events.append(("map", len(images)))
+        return relevance_map(images, *args, **kwargs)
+
+    def storing(index, relevance):
+        events.append(("store", len(relevance)))
+        set_relevance(index, relevance)
+
+    monkeypatch.setattr(pipeline.editor, "relevance_map", mapping)
+    monkeypatch.setattr(pipeline.datamanager, "set_relevance", storing)
+    pipeline.compute_relevance_targets()
+    views = pipeline.datamanager.num_views
+    batches = [min(3, views - start) for start in range(0, views, 3)]
+    assert events == [event for size in batches for event in (("map", size), ("store", size))]
+    assert pipeline.datamanager.relevance_pixels().dtype == torch.uint8
