@@ -18,7 +18,7 @@ PRESET ?= auto
 MODEL ?= toyworld/models/toy-editor
 IMAGE ?= assets/toy-view.png
 
-.PHONY: demo edit-image gpu-check test test-fast lint train-smoke train-toy-editor evaluate-toy clean-venv
+.PHONY: demo capture-demo edit-image gpu-check test test-fast lint train-smoke train-toy-editor evaluate-toy clean-venv
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -37,6 +37,11 @@ outputs/tiny-ip2p: | $(STAMP)
 demo: $(STAMP)
 	$(PY) scripts/demo.py --out $(OUT) --text "$(TEXT)" --preset $(PRESET) \
 		$(if $(SCENE),--scene $(SCENE)) $(if $(EDITOR),--editor $(EDITOR))
+
+# A real capture's path on the capture-like toy world: photos -> ns-process-data (COLMAP) -> nerfacto -> relevance-edit
+# and the baseline -> report and video in outputs/capture-demo (docs/capture.md). Needs colmap, ffmpeg, libusb-1.0.
+capture-demo: $(STAMP)
+	$(PY) scripts/capture_demo.py
 
 edit-image: $(STAMP)
 	$(PY) scripts/edit_image.py --image $(IMAGE) --text "$(TEXT)" --model $(MODEL) --out outputs/edit-image --overwrite
