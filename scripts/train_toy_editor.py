@@ -50,7 +50,7 @@ TOY_ARCHITECTURE = IP2PArchitecture(
     text_layers=2,
     text_heads=4,
     text_intermediate=64,
-    # Chosen on the validation split against IP2P's epsilon (GPU sweep, README): v-prediction weights the
+    # Chosen on the validation split against IP2P's epsilon: v-prediction weights the
     # clean-image error at high noise, where the edit's colour is decided, instead of hiding it under the noise.
     prediction_type="v_prediction",
 )

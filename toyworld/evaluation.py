@@ -47,10 +47,9 @@ MIN_OBJECT_PIXELS = 16
 """Views where the object covers fewer pixels do not count for success, colour, precision and recall (too few)."""
 CHANGE_THRESHOLD = 0.1
 """Least difference in some channel (26 of 255 levels) between a run's render and the render before the edit for a
-pixel to count as changed. Exact recolours of each toy object to each other palette colour change at least 91% of
-the object's pixels by more (the rest: edge pixels mostly floor); two renders of one model are identical, and training
-on without edits (39.7 dB "vs before" outside the object, README) can leave at most 3% of pixels above it (3 x its
-mean squared error / 0.1^2). Lower counts more training drift as change, higher misses faint tints."""
+pixel to count as changed: exact recolours of a toy object change almost all its pixels by more, while training on
+without edits leaves few pixels above it (docs/toy-world.md). Lower counts more training drift as change, higher
+misses faint tints."""
 
 
 @dataclass(frozen=True)

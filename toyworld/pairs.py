@@ -80,7 +80,7 @@ only, and turned half of the small objects grey)."""
 
 
 PARTIAL_REFERENCES = 0.3
-"""Share of training recolours named by colour or shape alone; the value tried (issue 16's unseen combinations)."""
+"""Share of training recolours named by colour or shape alone."""
 
 
 @dataclass(frozen=True)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -12,6 +14,21 @@ from toyworld import SceneSpec, write_scene
 
 NS_TRAIN = str(Path(sys.executable).parent / "ns-train")
 TEXT = "make the red cube blue"
+DEMO = Path(__file__).resolve().parents[2] / "scripts" / "demo.py"
+
+
+def demo_metrics(out: Path, nerfacto_iterations: int, edit_iterations: int, *options: str) -> dict:
+    """``metrics.json`` of a short CPU demo on the embedded toy scene (seed 0, torch on 2 threads)."""
+    scene = write_scene(out / "scene", SceneSpec()).parent
+    command = [
+        sys.executable, str(DEMO), "--scene", str(scene), "--out", str(out / "demo"), "--preset", "tiny",
+        "--nerfacto-iterations", str(nerfacto_iterations), "--edit-iterations", str(edit_iterations),
+        "--seed", "0", "--clip", "none", *options,
+    ]  # fmt: skip
+    environment = {**os.environ, "OMP_NUM_THREADS": "2", "MKL_NUM_THREADS": "2"}
+    result = subprocess.run(command, capture_output=True, text=True, timeout=1500, env=environment)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return json.loads((out / "demo" / "report" / "metrics.json").read_text())
 
 
 def ns_train(*args: str, cwd: Path) -> subprocess.CompletedProcess:
