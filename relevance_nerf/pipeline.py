@@ -7,10 +7,14 @@ the relevance field learn them for ``relevance_warmup_steps`` before its masks a
 edits ``views_per_edit`` views every ``edit_rate`` steps (Instruct-NeRF2NeRF's iterative
 dataset update): render the view (at the editor's working size: it sees no more), binarize
 its rendered relevance upsampled to the view, edit the render with the one shared
-``editaction.Editor`` conditioned on the original photo, and write the result into the
-training image inside the mask, the original photo outside it; ``first_round`` edits every view
+``editaction.Editor`` conditioned on the view's starting image, and write the result into the
+training image inside the mask, the starting image outside it; ``first_round`` edits every view
 once at the first edit step. With ``settle_tolerance`` a view whose edit no longer changes
 its masked pixels is not edited again.
+
+A view's starting image is its photo, or, for a run started from an edit run of another instruction, that
+run's edited view (``bind_run``): Instruct-NeRF2NeRF and Watch Your Steps always start from the photos, so a
+second instruction would undo the first edit; here edits build on each other.
 
 Edit and relevance settings left unset take the editor checkpoint's recommendation for scenes
 (``editaction.settings``: its ``edit_settings.json``, else the published IN2N / WYS values).
