@@ -7,7 +7,7 @@ from dataclasses import replace
 import pytest
 
 from relevance_nerf.errors import RelevanceEditError
-from tests.relevance_nerf.test_evaluation import SPEC, _renders, scene  # noqa: F401  (the module's scene fixture)
+from tests.toyworld.test_evaluation import SPEC, _renders, scene  # noqa: F401  (the module's scene fixture)
 from toyworld.evaluation import chain_table, load_scene_truth, measure_chain
 
 FIRST, SECOND = "make the red cube blue", "make the blue ball yellow"

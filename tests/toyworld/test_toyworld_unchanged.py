@@ -1,11 +1,8 @@
 """The shipped toy editors and the rendered toy world stay byte for byte what they were recorded as.
 
 ``toyworld/models/SHA256SUMS`` is ``sha256sum`` of each file of the shipped checkpoints, recorded when they were
-last retrained (2026-11-27, ``make train-toy-editor``); the scene and pair digests come from commit dc81860, the last
-one before the toy world moved from ``editaction/toyworld`` to ``toyworld/`` (``scene_digests`` run on
-``editaction.toyworld`` of a worktree of dc81860). The two JSON digests were recorded again when JSON came to count by
-rounded values (2026-11-27), with the images' and masks' digests of dc81860 unchanged. Retraining the toy editor
-or changing the renderer on purpose means recording new values here, in the same commit.
+trained (``make train-toy-editor``); the scene and pair digests are ``scene_digests`` of the rendered toy world.
+Retraining the toy editor or changing the renderer on purpose means recording new values here, in the same commit.
 """
 
 from __future__ import annotations
@@ -52,9 +49,8 @@ def scene_digests(folder: Path) -> dict[str, str]:
 
     A PNG counts by its decoded pixels (shape, dtype, values), so another libpng or zlib that packs the same
     pixels differently does not count as a change; a JSON file by its values with floats to 9 significant digits,
-    so the last bit of a camera pose that numpy's trigonometry gives on another CPU does not count either (seen on
-    2026-11-27: another CPU, the same pixels, other bytes in ``transforms.json``); every other file counts by its
-    bytes.
+    so the last bit of a camera pose that numpy's trigonometry gives on another CPU does not count either; every
+    other file counts by its bytes.
     """
     found = defaultdict(hashlib.sha256)
     for path in sorted(p for p in folder.rglob("*") if p.is_file()):
