@@ -8,12 +8,13 @@ field; rays are sampled from them. It builds no float cache of its own views
 (``VanillaDataManager``'s ``CacheDataloader`` holds them all in float32), so the buffers
 take 7 bytes per training pixel (3 + 3 + 1) where float32 copies took 40.
 
-Only the sampled rays are converted to float in [0, 1]. Quantisation: nerfstudio 1.1.5
-reads every image through PIL as 8 bits (a 16-bit PNG arrives as its high byte) and
-divides by 255, so the 8-bit originals give the loss exactly the values it saw in float32;
-composited RGBA views (``alpha_color``) are rounded to the nearest 1/255. An edited view
-is stored as 8 bits, as its PNG under ``edits/views`` is; relevance targets (an MSE target
-in [0, 1]) are rounded to the nearest 1/255 too.
+Only the sampled rays are converted to float in [0, 1]. Quantisation: 8-bit photos are read
+as nerfstudio reads them and divided by 255, so the 8-bit originals give the loss exactly the
+values it saw in float32. A 16-bit photo keeps its high byte, grey as colour (nerfstudio's
+loader keeps the low byte of a grey one). A photo with alpha is composited as nerfacto's loss
+sees it (``RelevanceEditDataset``) and rounded to the nearest 1/255. An edited view is stored
+as 8 bits, as its PNG under ``edits/views`` is; relevance targets (an MSE target in [0, 1])
+are rounded to the nearest 1/255 too.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
+import numpy as np
 import torch
 from jaxtyping import Float, UInt8
 from nerfstudio.cameras.rays import RayBundle
@@ -31,10 +33,12 @@ from nerfstudio.data.datamanagers.base_datamanager import (
     VanillaDataManagerConfig,
 )
 from nerfstudio.data.dataparsers.nerfstudio_dataparser import NerfstudioDataParserConfig
+from nerfstudio.data.datasets.base_dataset import InputDataset
 from nerfstudio.data.utils.nerfstudio_collate import nerfstudio_collate
 from nerfstudio.model_components.ray_generators import RayGenerator
 from nerfstudio.utils.misc import get_dict_to_torch
 from nerfstudio.utils.rich_utils import CONSOLE
+from PIL import Image
 from torch import Tensor
 
 from relevance_nerf.errors import RelevanceEditError
@@ -54,6 +58,46 @@ def to_float(values: UInt8[Tensor, "*shape"]) -> Float[Tensor, "*shape"]:
     return values.float() / LEVELS
 
 
+def read_uint8(path: os.PathLike | str, scale_factor: float = 1.0) -> UInt8[np.ndarray, "h w c"]:
+    """An image file as 8-bit RGB or RGBA, scaled as nerfstudio's ``InputDataset.get_numpy_image`` scales it.
+
+    8-bit RGB and RGBA are read as nerfstudio reads them, and so are 16-bit colour PNGs (PIL keeps their high
+    byte); 16-bit grey keeps its high byte too, where nerfstudio's cast keeps the low one. Grey becomes RGB, grey
+    with alpha RGBA, a palette its colours (nerfstudio would read the palette indices).
+    """
+    with Image.open(path) as image:
+        if image.mode.startswith("I"):  # 16-bit grey (I;16, I;16B, ...; I from older PIL)
+            image = Image.fromarray((np.asarray(image).astype(np.uint32) >> 8).clip(0, 255).astype(np.uint8), "L")
+        if image.mode in ("LA", "PA") or (image.mode == "P" and "transparency" in image.info):
+            image = image.convert("RGBA")
+        elif image.mode not in ("RGB", "RGBA", "L"):
+            image = image.convert("RGB")
+        if scale_factor != 1.0:
+            width, height = image.size
+            size = (int(width * scale_factor), int(height * scale_factor))
+            image = image.resize(size, resample=Image.Resampling.BILINEAR)
+        array = np.array(image, dtype=np.uint8)
+    return array[..., None].repeat(3, axis=2) if array.ndim == 2 else array
+
+
+class RelevanceEditDataset(InputDataset):
+    """nerfstudio's dataset, reading images with ``read_uint8`` and always giving three channels.
+
+    A photo with alpha is composited over the dataparser's ``alpha_color`` (as nerfstudio does) or, where the
+    dataparser sets none (nerfstudio-data), over black: the ground truth nerfacto's loss and metrics blend it
+    with for its default background (``last_sample``). The editor and the edit buffers work on RGB.
+    """
+
+    def get_numpy_image(self, image_idx: int) -> UInt8[np.ndarray, "h w c"]:
+        return read_uint8(self._dataparser_outputs.image_filenames[image_idx], self.scale_factor)
+
+    def get_image_float32(self, image_idx: int) -> Float[Tensor, "h w 3"]:
+        image = super().get_image_float32(image_idx)
+        if image.shape[-1] == 4:  # no alpha colour: nerfacto blends the ground truth with black
+            image = image[..., :3] * image[..., 3:]
+        return image
+
+
 @dataclass
 class RelevanceEditDataManagerConfig(VanillaDataManagerConfig):
     _target: type = field(default_factory=lambda: RelevanceEditDataManager)
@@ -62,7 +106,7 @@ class RelevanceEditDataManagerConfig(VanillaDataManagerConfig):
     """Threads reading the training images, at most the CPUs less one (nerfstudio's CacheDataloader: 16 per GPU)."""
 
 
-class RelevanceEditDataManager(VanillaDataManager):
+class RelevanceEditDataManager(VanillaDataManager[RelevanceEditDataset]):
     config: RelevanceEditDataManagerConfig
     image_batch: dict[str, Tensor]
     """What the pixel sampler samples: ``image`` (n, h, w, 3) uint8, ``relevance`` (n, h, w, 1) uint8 once set,
@@ -80,10 +124,6 @@ class RelevanceEditDataManager(VanillaDataManager):
         dataset = self.train_dataset
         first = dataset[0]
         shape = first["image"].shape
-        if shape[-1] != 3:
-            raise RelevanceEditError(
-                f"relevance-edit needs RGB training images; {self.config.data} has {shape[-1]} channels"
-            )
         device = "cpu" if "image" in self.exclude_batch_keys_from_device else self.device
         images = torch.empty((len(dataset), *shape), dtype=torch.uint8, device=device)
 

@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import copy
+import shutil
+from pathlib import Path
 
+import cv2
+import numpy as np
 import pytest
 import torch
 import tyro
@@ -82,3 +86,53 @@ def test_sampling_from_a_subset_of_views_is_one_error_line(toy_scene, tiny_check
     monkeypatch.setattr(ns_train_script, "launch", lambda **kwargs: kwargs["main_func"](0, 1, kwargs["config"]))
     with pytest.raises(SystemExit, match="^error: relevance-edit trains on all views"):
         ns_train_script.main(config)
+
+
+def _scene_with_images(toy_scene: Path, out: Path, convert) -> tuple[Path, list[np.ndarray]]:
+    """A copy of the toy scene whose photos are ``convert(rgb)`` written as PNG; returns it and the written arrays."""
+    scene = out / "scene"
+    shutil.copytree(toy_scene, scene)
+    written = []
+    for path in sorted((scene / "images").glob("*.png")):
+        rgb = cv2.cvtColor(cv2.imread(str(path)), cv2.COLOR_BGR2RGB)
+        array = convert(rgb)
+        image = array if array.ndim == 2 else cv2.cvtColor(array, cv2.COLOR_RGBA2BGRA)
+        cv2.imwrite(str(path), image)
+        written.append(array)
+    return scene, written
+
+
+def _setup(scene: Path) -> RelevanceEditDataManager:
+    config = copy.deepcopy(relevance_edit_tiny.config.pipeline.datamanager)
+    config.data = scene
+    return config.setup(device="cpu", test_mode="val")
+
+
+def _train_names(datamanager: RelevanceEditDataManager) -> list[str]:
+    return [path.name for path in datamanager.train_dataset.image_filenames]
+
+
+def test_rgba_photos_are_composited_over_black_as_nerfacto_blends_its_ground_truth(toy_scene, tmp_path):
+    def with_alpha(rgb):
+        alpha = np.full(rgb.shape[:2], 255, np.uint8)
+        alpha[:, : rgb.shape[1] // 2] = 51  # the left half at 20% opacity
+        return np.dstack([rgb, alpha])
+
+    scene, written = _scene_with_images(toy_scene, tmp_path, with_alpha)
+    datamanager = _setup(scene)
+    rgba = {f"frame_{i:05d}.png": torch.from_numpy(a).float() / 255 for i, a in enumerate(written)}
+    expected = torch.stack([rgba[name][..., :3] * rgba[name][..., 3:] for name in _train_names(datamanager)])
+    assert datamanager.original_pixels.shape[-1] == 3
+    assert torch.equal(datamanager.original_image(slice(None)), _nearest_level(expected))
+
+
+def test_16_bit_grey_photos_keep_their_high_byte(toy_scene, tmp_path):
+    def grey_16(rgb):
+        grey = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY).astype(np.uint16)
+        return (grey << 8) | (np.arange(grey.size, dtype=np.uint16).reshape(grey.shape) % 256)  # any low byte
+
+    scene, written = _scene_with_images(toy_scene, tmp_path, grey_16)
+    datamanager = _setup(scene)
+    high = {f"frame_{i:05d}.png": torch.from_numpy((a >> 8).astype(np.uint8)) for i, a in enumerate(written)}
+    expected = torch.stack([high[name][..., None].expand(-1, -1, 3) for name in _train_names(datamanager)])
+    assert torch.equal(datamanager.original_pixels, expected)
