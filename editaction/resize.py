@@ -7,11 +7,14 @@ to the VAE's stride itself), and the edit is brought back to the input's size: t
 edited image by bilinear upsampling, the edit mask by thresholding its bilinear upsample
 at one half (a smooth boundary through the mask's half-way contour, where nearest
 upsampling would draw staircases one edit pixel wide), and outside that mask the
-full-size input is kept bit for bit.
+full-size input is kept bit for bit. A binary mask is resized the same way both ways (its
+resized coverage reaching one half), so a mask thresholded once at the edit's threshold
+is never thresholded at it again.
 """
 
 from __future__ import annotations
 
+import torch
 import torch.nn.functional as F
 from jaxtyping import Bool, Float
 from torch import Tensor
@@ -19,7 +22,8 @@ from torch import Tensor
 from editaction.masking import composite
 
 MASK_LEVEL = 0.5
-"""A full-size pixel is in the upsampled mask when its bilinear interpolation of the small mask reaches this."""
+"""A pixel of a resized binary mask is in it when its resized coverage (bilinear, antialiased when shrinking) reaches
+this."""
 
 
 def check_resolution(resolution: int) -> None:
@@ -46,9 +50,12 @@ def working_size(size: tuple[int, int], resolution: int) -> tuple[int, int]:
 
 
 def resize(images: Float[Tensor, "b c h w"], size: tuple[int, int]) -> Float[Tensor, "b c H W"]:
-    """Bilinear resize, antialiased when shrinking; ``images`` itself when it already has ``size``."""
+    """Bilinear resize, antialiased when shrinking; ``images`` itself when it already has ``size``. A boolean mask
+    stays a boolean mask: the resized coverage reaching ``MASK_LEVEL``."""
     if tuple(images.shape[-2:]) == tuple(size):
         return images
+    if images.dtype == torch.bool:
+        return resize(images.float(), size) >= MASK_LEVEL
     return F.interpolate(images.float(), size=tuple(size), mode="bilinear", align_corners=False, antialias=True)
 
 
@@ -57,5 +64,5 @@ def restore_size(
 ) -> tuple[Float[Tensor, "b 3 H W"], Bool[Tensor, "b 1 H W"]]:
     """An edit made at a working size, at ``original``'s size: ``original`` bit for bit outside the upsampled mask."""
     size = tuple(original.shape[-2:])
-    full_mask = resize(mask.float(), size) >= MASK_LEVEL
+    full_mask = resize(mask.bool(), size)
     return composite(resize(edited, size).float(), original.float(), full_mask), full_mask

@@ -84,6 +84,36 @@ def test_editor_edits_at_the_resolution_and_returns_the_input_size(editor, gener
     assert relevance.shape == (1, 1, 48, 96) and 0 <= relevance.min() and relevance.max() <= 1
 
 
+def test_a_binary_mask_is_resized_once_at_half_coverage():
+    mask = torch.zeros(1, 1, 12, 12, dtype=torch.bool)
+    mask[..., 2:5] = True  # 1/3 of the first working column, 2/3 of the second
+    small = resize(mask, (4, 4))
+    assert small.dtype == torch.bool
+    expected = torch.zeros(1, 1, 4, 4, dtype=torch.bool)
+    expected[..., 1] = True  # antialiased coverage 0.375 and 0.667: only the second reaches one half
+    assert torch.equal(small, expected)
+    assert torch.equal(resize(small, (12, 12)), resize(small.float(), (12, 12)) >= 0.5)
+
+
+@pytest.mark.parametrize("threshold", [0.1, 0.9])
+def test_a_binary_mask_edited_at_a_working_size_does_not_depend_on_the_threshold(editor, threshold):
+    """The mask was thresholded once already: shrinking it for the editor must not threshold it again, which would
+    grow it by a working pixel at a low threshold and shrink it at a high one."""
+    from editaction import EditConfig
+
+    images = torch.rand(1, 3, 48, 96, generator=torch.Generator().manual_seed(0))
+    mask = torch.zeros(1, 1, 48, 96, dtype=torch.bool)
+    mask[..., 10:38, 20:61] = True  # edges off the 3x grid of the working size (16 x 32)
+
+    def edited_mask(threshold: float) -> torch.Tensor:
+        config = EditConfig(steps=2, threshold=threshold)
+        generator = torch.Generator().manual_seed(0)
+        result = editor.edit(images, "make it blue", relevance=mask, config=config, generator=generator, resolution=32)
+        return result.mask
+
+    assert torch.equal(edited_mask(threshold), edited_mask(0.5))
+
+
 def test_editor_refuses_a_relevance_of_another_size_when_resizing(editor):
     with pytest.raises(ValueError, match="expected the images' size 48x96"):
         editor.edit(torch.rand(1, 3, 48, 96), "x", relevance=torch.ones(1, 1, 24, 48), resolution=32)
