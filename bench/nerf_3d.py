@@ -25,6 +25,10 @@ from typing import Literal
 
 import torch
 import tyro
+
+import editaction  # noqa: F401  (its upstream-warning filters, before nerfstudio warns on import)
+
+# isort: split
 from measure import peak_memory_mib, seconds  # bench/measure.py (scripts run from bench/)
 from nerfstudio.engine.callbacks import TrainingCallbackLocation
 from nerfstudio.engine.trainer import Trainer
