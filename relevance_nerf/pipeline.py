@@ -523,7 +523,8 @@ class RelevanceEditPipeline(VanillaPipeline):
         size (an edit at the working size is brought back over the photos)."""
         size = tuple(inputs[indices[0]].shape[-2:])  # the view's, or the editor's working size
         condition = torch.cat([_to_chw(self.datamanager.original_image(index)) for index in indices])
-        relevance = torch.cat([_to_chw(masks[index].float()) for index in indices])  # 0/1: exact at view size
+        # the masks as booleans: resized as masks and thresholded once, whatever the edit threshold
+        relevance = torch.cat([masks[index].permute(2, 0, 1)[None] for index in indices])
         result = self.editor.edit(
             torch.cat([inputs[index] for index in indices]),
             self.text,

@@ -700,3 +700,19 @@ def test_the_relevance_pass_writes_each_batch_into_the_8_bit_targets_before_the_
     batches = [min(3, views - start) for start in range(0, views, 3)]
     assert events == [event for size in batches for event in (("map", size), ("store", size))]
     assert pipeline.datamanager.relevance_pixels().dtype == torch.uint8
+
+
+@pytest.mark.parametrize("threshold", [0.2, 0.8])
+def test_a_mask_edited_at_the_working_size_comes_back_as_it_was_at_any_threshold(
+    toy_scene, tiny_checkpoint, monkeypatch, threshold
+):
+    """The rendered mask is thresholded once: shrinking it to the editor's size and back neither grows nor
+    shrinks it with the edit threshold (a float mask thresholded again at 0.2 or 0.8 would)."""
+    pipeline = _pipeline(toy_scene, tiny_checkpoint, edit_resolution=16, strength_range=(0.6, 0.6))
+    pipeline.compute_relevance_targets()
+    pipeline.field_ready = pipeline.step = 0
+    pipeline.set_edit(threshold=threshold)
+    index = pipeline.view_order[0]
+    expected = _rectangle(slice(4, 28), slice(2, 18))  # edges on the 16 px grid
+    _render_masks(pipeline, monkeypatch, {index: expected})
+    assert torch.equal(pipeline.edit_views([index])[0], expected)
