@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
-from jaxtyping import Float, UInt8
+from jaxtyping import Bool, Float, UInt8
 from nerfstudio.cameras.rays import RayBundle
 from nerfstudio.data.datamanagers.base_datamanager import (
     AnnotatedDataParserUnion,
@@ -144,6 +144,8 @@ class RelevanceEditDataManager(VanillaDataManager[RelevanceEditDataset]):
         )
         self.image_batch["image"] = images
         self.original_pixels = images.clone()
+        self.earlier_edits: Bool[Tensor, "n h w 1"] | None = None
+        """Where the starting images differ from the photos (what earlier edits of a chain changed); None: nowhere."""
         self.train_pixel_sampler = self._get_pixel_sampler(dataset, self.config.train_num_rays_per_batch)
         self.train_ray_generator = RayGenerator(dataset.cameras.to(self.device))
 
@@ -174,8 +176,13 @@ class RelevanceEditDataManager(VanillaDataManager[RelevanceEditDataset]):
         buffer[index] = pixels.to(buffer.device)
 
     def set_start_pixels(self, index: int, pixels: UInt8[Tensor, "h w 3"]) -> None:
-        """Start view ``index`` from ``pixels`` instead of its photo (a run that builds on an earlier edit)."""
-        self.original_pixels[index] = pixels.to(self.original_pixels.device)
+        """Start view ``index`` from ``pixels`` instead of its photo (a run that builds on an earlier edit); where
+        they differ from it is recorded in ``earlier_edits``."""
+        pixels = pixels.to(self.original_pixels.device)
+        if self.earlier_edits is None:
+            self.earlier_edits = torch.zeros_like(self.original_pixels[..., :1], dtype=torch.bool)
+        self.earlier_edits[index] |= (pixels != self.original_pixels[index]).any(dim=-1, keepdim=True)
+        self.original_pixels[index] = pixels
         self.set_image_pixels(index, pixels)
 
     def restart(self) -> None:

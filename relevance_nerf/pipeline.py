@@ -96,6 +96,11 @@ class RelevanceEditPipelineConfig(VanillaPipelineConfig):
     """Edits from pure noise and edits that crop need a view's rendered mask but not its colours: its relevance is
     rendered this many times coarser than the view (this squared fewer rays; at most at the editor's working size)
     and upsampled. 1: the view's resolution, or the working size when that is smaller."""
+    keep_earlier_edits: bool = True
+    """A run that builds on earlier edits leaves what they changed out of its edit masks: a second instruction does
+    not re-edit the first edit's object, even where the editor's relevance cannot tell the two apart. Off: the new
+    instruction may change anything its mask covers, the earlier edits' objects included (to edit one again).
+    Masks only: threshold 0 edits everywhere."""
     editor_batch_size: int = 4
     """Views per editor call, for the 2D relevance targets and for the views of one edit step: one batch fills a
     GPU better than one view at a time."""
@@ -482,7 +487,16 @@ class RelevanceEditPipeline(VanillaPipeline):
                 masks[index], renders[index] = self.own_mask(index), None
             else:
                 masks[index], renders[index] = self.render_for_edit(index, colours)
+            masks[index] = masks[index] & ~self.kept_region(index).to(masks[index].device)
         return masks, renders
+
+    def kept_region(self, index: int) -> Bool[Tensor, "h w 1"]:
+        """The pixels of view ``index`` no edit of this run may change: what earlier edits of the chain changed
+        (``keep_earlier_edits``, with a mask threshold above 0)."""
+        earlier = self.datamanager.earlier_edits
+        if earlier is None or not self.config.keep_earlier_edits or self.edit_config.threshold <= 0:
+            return torch.zeros(self.view_size(index) + (1,), dtype=torch.bool)
+        return earlier[index]
 
     def _editor_inputs(
         self,

@@ -148,3 +148,24 @@ def test_the_edit_store_holds_at_most_4_bytes_a_training_pixel(toy_scene, tiny_c
     pixels = pipeline.datamanager.num_views * 32 * 32
     stored = sum(path.stat().st_size for path in (tmp_path / "a" / "edits").rglob("*") if path.is_file())
     assert stored <= 4 * pixels, stored / pixels
+
+
+@pytest.mark.parametrize("keep", [True, False], ids=["keep-earlier-edits", "edit-anywhere"])
+def test_a_later_edit_leaves_what_earlier_edits_changed_unless_told_otherwise(
+    toy_scene, tiny_checkpoint, monkeypatch, tmp_path, keep
+):
+    first = _edited_run(toy_scene, tiny_checkpoint, monkeypatch, tmp_path / "a", views=(0,))
+    changed = (first.datamanager.image_batch["image"][0] != first.datamanager.original_pixels[0]).any(dim=-1)
+    assert changed.any()
+
+    second = _pipeline(toy_scene, tiny_checkpoint, text=SECOND, keep_earlier_edits=keep)
+    second.bind_run(tmp_path / "b", resume_from=tmp_path / "a")
+    second.compute_relevance_targets()
+    everywhere = torch.ones(32, 32, 1, dtype=torch.bool)
+    everywhere[0, 0] = False  # differs from any rendered mask (_render_masks' check)
+    _render_masks(second, monkeypatch, {0: everywhere})
+    before = second.datamanager.image_batch["image"][0].clone()
+    mask = second.edit_view(0)[..., 0]
+    after = second.datamanager.image_batch["image"][0]
+    assert torch.equal(mask, everywhere[..., 0] & ~changed) if keep else torch.equal(mask, everywhere[..., 0])
+    assert torch.equal(after[changed], before[changed]) == keep  # the first edit's pixels, bit for bit, when kept
