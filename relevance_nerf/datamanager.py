@@ -44,6 +44,10 @@ from torch import Tensor
 from relevance_nerf.errors import RelevanceEditError
 from relevance_nerf.model import RELEVANCE
 
+EARLIER_EDIT_LEVELS = 26
+"""A pixel counts as changed by an earlier edit when some channel differs from the photo by more than this many of
+255 levels (0.1, as ``toyworld.evaluation.CHANGE_THRESHOLD``): an edit regenerates all inside its mask, and the floor
+around a recoloured object comes back within a few levels, while the object's new colour is far beyond."""
 LEVELS = 255.0
 """8-bit images hold values k / 255 (nerfstudio's ``InputDataset.get_image_float32`` divides by 255)."""
 
@@ -145,7 +149,8 @@ class RelevanceEditDataManager(VanillaDataManager[RelevanceEditDataset]):
         self.image_batch["image"] = images
         self.original_pixels = images.clone()
         self.earlier_edits: Bool[Tensor, "n h w 1"] | None = None
-        """Where the starting images differ from the photos (what earlier edits of a chain changed); None: nowhere."""
+        """Where the starting images differ visibly from the photos (``EARLIER_EDIT_LEVELS``): what earlier edits of a
+        chain changed; None: nowhere."""
         self.train_pixel_sampler = self._get_pixel_sampler(dataset, self.config.train_num_rays_per_batch)
         self.train_ray_generator = RayGenerator(dataset.cameras.to(self.device))
 
@@ -181,7 +186,8 @@ class RelevanceEditDataManager(VanillaDataManager[RelevanceEditDataset]):
         pixels = pixels.to(self.original_pixels.device)
         if self.earlier_edits is None:
             self.earlier_edits = torch.zeros_like(self.original_pixels[..., :1], dtype=torch.bool)
-        self.earlier_edits[index] |= (pixels != self.original_pixels[index]).any(dim=-1, keepdim=True)
+        change = (pixels.int() - self.original_pixels[index].int()).abs().amax(dim=-1, keepdim=True)
+        self.earlier_edits[index] |= change > EARLIER_EDIT_LEVELS
         self.original_pixels[index] = pixels
         self.set_image_pixels(index, pixels)
 

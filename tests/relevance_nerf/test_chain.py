@@ -9,6 +9,7 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
+from relevance_nerf.datamanager import EARLIER_EDIT_LEVELS
 from relevance_nerf.edit_store import EditStore
 from relevance_nerf.errors import RelevanceEditError
 from tests.relevance_nerf.conftest import TEXT
@@ -155,8 +156,9 @@ def test_a_later_edit_leaves_what_earlier_edits_changed_unless_told_otherwise(
     toy_scene, tiny_checkpoint, monkeypatch, tmp_path, keep
 ):
     first = _edited_run(toy_scene, tiny_checkpoint, monkeypatch, tmp_path / "a", views=(0,))
-    changed = (first.datamanager.image_batch["image"][0] != first.datamanager.original_pixels[0]).any(dim=-1)
-    assert changed.any()
+    difference = (first.datamanager.image_batch["image"][0].int() - first.datamanager.original_pixels[0].int()).abs()
+    changed = difference.amax(dim=-1) > EARLIER_EDIT_LEVELS  # visibly: a few levels of regenerated floor do not count
+    assert changed.any() and ((difference.amax(dim=-1) > 0) & ~changed).any()
 
     second = _pipeline(toy_scene, tiny_checkpoint, text=SECOND, keep_earlier_edits=keep)
     second.bind_run(tmp_path / "b", resume_from=tmp_path / "a")
