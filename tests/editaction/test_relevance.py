@@ -100,7 +100,7 @@ def test_latent_relevance_of_a_known_prediction_gap(editor, generator):
     hook = editor.pipe.unet.register_forward_hook(known_gap, with_kwargs=True)
     try:
         images = torch.rand(2, 3, 40, 56, generator=generator)
-        relevance = editor.relevance_map(images, "make the cube blue", generator=generator)
+        relevance = editor.relevance_map(images, "make the cube blue", config=RelevanceConfig(), generator=generator)
     finally:
         hook.remove()
     # pixel k samples the latent grid at (k + 0.5) / 8 - 0.5 (stride 8), clamped to the grid; the ramps are linear
