@@ -33,12 +33,14 @@ def test_a_missing_tool_stops_the_demo_before_any_work_with_one_error_line(tmp_p
 @pytest.mark.skipif(not TOOLS, reason="colmap and ffmpeg are needed (.ci/run installs them)")
 def test_the_capture_demo_poses_the_photos_edits_and_reports(tmp_path):
     out = tmp_path / "capture-demo"
-    args = ["--out", str(out), "--layout", "2002", "--photos", "24", "--width", "384", "--height", "288",
+    # The demo's capture (36 photos of 512x384: COLMAP needs that many features to register them all) of the layout
+    # it reports, with short trainings.
+    args = ["--out", str(out), "--layout", "3001", "--photos", "36", "--width", "512", "--height", "384",
             "--nerfacto-iterations", "300", "--edit-iterations", "40", "--render-seconds", "1"]  # fmt: skip
     result = _capture_demo(*args)
     assert result.returncode == 0, result.stderr[-3000:]
     summary = json.loads((out / "report" / "metrics.json").read_text())
-    assert summary["colmap"]["registered"] >= 0.9 * 24
+    assert summary["colmap"]["registered"] >= 0.9 * 36
     assert summary["poses_all"]["rotation_median_deg"] < 5
     assert set(summary["metrics"]) == {"relevance-edit", "baseline (no mask)", "before edit"}
     assert (out / "report" / "edited.mp4").stat().st_size > 0
