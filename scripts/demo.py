@@ -150,9 +150,10 @@ def run_demo(args: DemoArgs) -> Path:
     evaluate = [
         sys.executable, str(SCRIPTS / "evaluate_scene.py"), "--scene", str(scene),
         "--edit-run", str(runs["relevance-edit"]), "--baseline-run", str(runs["baseline"]),
-        "--before-run", str(before["relevance-edit"]), "--baseline-before-run", str(before["baseline"]),
-        "--out", str(report), "--clip", args.clip,
+        "--before-run", str(before["relevance-edit"]), "--out", str(report), "--clip", args.clip,
     ]  # fmt: skip
+    if before["baseline"] != before["relevance-edit"]:  # a chain: the baseline's last edit started from its own run
+        evaluate += ["--baseline-before-run", str(before["baseline"])]
     if subprocess.run(evaluate, env=QUIET).returncode != 0:
         raise DemoError("the evaluation failed")
     minutes = (time.perf_counter() - started) / 60
