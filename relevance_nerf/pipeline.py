@@ -431,7 +431,7 @@ class RelevanceEditPipeline(VanillaPipeline):
         return tuple(min(side, max(round(full / downscale), 1)) for side, full in zip(working, size, strict=True))
 
     def view_size(self, index: int) -> tuple[int, int]:
-        return tuple(self.datamanager.original_image(index).shape[:2])
+        return tuple(self.datamanager.original_pixels[index].shape[:2])  # the 8-bit buffer: no float copy
 
     @torch.no_grad()
     def edit_view(self, index: int) -> Bool[Tensor, "h w 1"]:

@@ -12,8 +12,8 @@ DOCUMENTS = ["README.md", "bench/README.md", "docs/results.md", "docs/toy-world.
 UPWARD_PATH = re.compile(r"(?:\.\./)+[\w./-]*")
 README_MAX_LINES = 250
 WORK_LOG = re.compile(r"\bissue \d+|\brun \d+|\bruns \d+|\bsession\b|filing", re.IGNORECASE)
-"""Numbered references to earlier work ("issue 15", "run 7", "runs 21-25", "the session", "the filing"): history
-lives in git, a document says what is and why."""
+"""Numbered references to earlier work and to how the project was made: history lives in git, a document says
+what is and why."""
 
 
 def _all_documents() -> list[str]:
