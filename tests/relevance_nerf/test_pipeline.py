@@ -524,20 +524,6 @@ def test_edit_resolution_flag_reaches_the_pipeline_and_a_negative_one_is_refused
         dataclasses.replace(relevance_edit_tiny.config.pipeline, edit_resolution=-8)
 
 
-def test_a_data_set_without_rgb_images_is_refused(tmp_path, tiny_checkpoint):
-    import cv2
-
-    from relevance_nerf.errors import RelevanceEditError
-    from toyworld import SceneSpec, write_scene
-
-    scene = write_scene(tmp_path / "scene", SceneSpec(views=6, size=16, supersample=1)).parent
-    for path in (scene / "images").glob("*.png"):
-        image = cv2.imread(str(path))
-        cv2.imwrite(str(path), cv2.cvtColor(image, cv2.COLOR_BGR2BGRA))
-    with pytest.raises(RelevanceEditError, match="needs RGB training images"):
-        _pipeline(scene, tiny_checkpoint)
-
-
 @pytest.mark.parametrize("during_warmup", [False, True], ids=["wait", "edit-during-warm-up"])
 def test_warm_up_edits_use_each_views_own_2d_map_and_later_edits_the_rendered_mask(
     toy_scene, tiny_checkpoint, monkeypatch, during_warmup
