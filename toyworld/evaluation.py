@@ -220,6 +220,17 @@ class SceneMetrics:
     """Share of the object's pixels that changed; None without a render before."""
 
 
+def _object_visible(view: HeldOutView) -> bool:
+    """Whether the object covers enough of the view for its colour to be judged."""
+    return view.object_mask.sum() >= MIN_OBJECT_PIXELS
+
+
+def object_colours(truth: SceneTruth, renders: dict[str, RenderedView]) -> dict[str, str]:
+    """The edited object's colour class in each held-out view where it is visible, by view name."""
+    visible = [view for view in truth.views if _object_visible(view)]
+    return {view.name: recolour_class(renders[view.name].rgb, view.object_mask) for view in visible}
+
+
 def measure(
     truth: SceneTruth, renders: dict[str, RenderedView], before: dict[str, RenderedView] | None = None
 ) -> SceneMetrics:
@@ -230,7 +241,6 @@ def measure(
         if missing:
             raise RelevanceEditError(f"a run has no render of held-out views {missing[:3]}: trained on this scene?")
     outside_psnr, outside_ssim, chromas = [], [], []
-    colours: dict[str, str] = {}
     kept_psnr, kept_ssim, changed, on_object = [], [], [], []
     for view in truth.views:
         render = renders[view.name]
@@ -244,13 +254,13 @@ def measure(
         if before is not None:
             kept_psnr.append(min(psnr(render.rgb, before[view.name].rgb, outside), 100.0))
             kept_ssim.append(ssim(render.rgb, before[view.name].rgb, outside))
-        if view.object_mask.sum() < MIN_OBJECT_PIXELS:
+        if not _object_visible(view):
             continue
-        colours[view.name] = recolour_class(render.rgb, view.object_mask)
         chromas.append(mean_chroma(render.rgb, view.object_mask))
         if before is not None:
             changed.append(changed_pixels(render.rgb, before[view.name].rgb, CHANGE_THRESHOLD).flatten())
             on_object.append(view.object_mask.flatten())
+    colours = object_colours(truth, renders)
     if not colours:
         raise RelevanceEditError(
             f"the {truth.object_name} covers under {MIN_OBJECT_PIXELS} pixels in every held-out view"
@@ -337,11 +347,7 @@ def measure_chain(
     """Each edit of a chain (``truths``, oldest first, on the same held-out views) on the run's ``renders``."""
     edits = []
     for truth in truths:
-        colours = {
-            view.name: recolour_class(renders[view.name].rgb, view.object_mask)
-            for view in truth.views
-            if view.object_mask.sum() >= MIN_OBJECT_PIXELS
-        }
+        colours = object_colours(truth, renders)
         success = statistics.fmean(colour == truth.edit.target_colour for colour in colours.values())
         edits.append(ChainEditMetrics(truth.instruction, truth.object_name, success, colours))
     kept = None
