@@ -32,9 +32,9 @@ class MakeCaptureArgs:
 def main() -> None:
     args = tyro.cli(MakeCaptureArgs, description=__doc__)
     scene = layout_scene(args.layout)
-    spec = CaptureSpec(objects=scene.spec.objects, photos=args.photos, width=args.width, height=args.height,
-                       seed=args.layout)  # fmt: skip
     try:
+        spec = CaptureSpec(objects=scene.spec.objects, photos=args.photos, width=args.width, height=args.height,
+                           seed=args.layout)  # fmt: skip
         write_capture(args.out, spec, video_frames=args.video_frames)
     except (FileExistsError, FileNotFoundError, ValueError) as error:
         sys.exit(f"error: {error}")

@@ -82,7 +82,10 @@ class CaptureSpec:
 
     def __post_init__(self) -> None:
         if self.photos < 4 or not 2 <= self.holdout_every <= self.photos:
-            raise ValueError(f"need at least 4 photos and 2 <= holdout_every <= photos, got {self}")
+            raise ValueError(
+                f"need at least 4 photos and 2 <= holdout_every <= photos, got photos={self.photos}, "
+                f"holdout_every={self.holdout_every}"
+            )
         if max(self.width, self.height) < 64:
             raise ValueError(f"photos must be at least 64 px on the long side, got {self.width}x{self.height}")
         names = [obj.name for obj in self.objects]

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 from PIL import Image
 
+from tests.conftest import REPO
 from toyworld.capture import (
     EXIF_FOCAL_35MM,
     EXIF_IFD,
@@ -87,3 +90,12 @@ def test_a_capture_folder_is_not_overwritten(capture):
     out, spec = capture
     with pytest.raises(FileExistsError):
         write_capture(out, spec)
+
+
+@pytest.mark.parametrize("bad", [["--photos", "3"], ["--width", "32", "--height", "24"]], ids=["photos", "size"])
+def test_make_capture_refuses_a_bad_spec_with_one_error_line(tmp_path, bad):
+    command = [sys.executable, str(REPO / "scripts" / "make_capture.py"), "--out", str(tmp_path / "capture"), *bad]
+    result = subprocess.run(command, capture_output=True, text=True, cwd=REPO)
+    assert result.returncode != 0
+    assert result.stderr.strip().splitlines() == [result.stderr.strip().splitlines()[-1]]
+    assert result.stderr.startswith("error: ") and not (tmp_path / "capture").exists()
