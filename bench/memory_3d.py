@@ -235,13 +235,16 @@ def measure_warmup(data: Path, editor: Path, run_dir: Path) -> dict[str, float]:
     }
 
 
+def measure_in_subprocess(variant: str, data: Path, *flags: str) -> dict[str, float]:
+    """One ``--variant`` measured in a fresh process of this script (its peak memory is its own): the JSON it prints."""
+    command = [sys.executable, __file__, "--variant", variant, "--data", str(data), *flags]
+    output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
+    return json.loads(output.strip().splitlines()[-1])
+
+
 def run_datamanagers(args: BenchArgs, tmp: Path) -> None:
     data = args.data or write_noise_scene(tmp / "scene", args.views, args.width, args.height)
-    results = {}
-    for variant in VARIANTS:
-        command = [sys.executable, __file__, "--variant", variant, "--data", str(data)]
-        output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
-        results[variant] = json.loads(output.strip().splitlines()[-1])
+    results = {variant: measure_in_subprocess(variant, data) for variant in VARIANTS}
     print(f"\n{args.views} training views of {args.width}x{args.height}, each datamanager in its own process")
     print("| datamanager | peak RSS MiB | setup peak extra MiB | held extra MiB | buffers MiB | bytes / training px |")
     print("|---|---|---|---|---|---|")
@@ -275,9 +278,7 @@ def run_warmup(args: BenchArgs, tmp: Path, editor: Path) -> None:
     results = []
     for views in args.warmup_views:
         data = write_noise_scene(tmp / f"warm-up-{views}", views, args.warmup_width, args.warmup_height)
-        command = [sys.executable, __file__, "--variant", "warm-up", "--data", str(data), "--editor", str(editor)]
-        output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
-        results.append(json.loads(output.strip().splitlines()[-1]))
+        results.append(measure_in_subprocess("warm-up", data, "--editor", str(editor)))
     print(
         f"\nrelevance warm-up (compute_relevance_targets) on views of {args.warmup_width}x{args.warmup_height}, "
         "each view count in its own process"

@@ -97,5 +97,5 @@ def test_make_capture_refuses_a_bad_spec_with_one_error_line(tmp_path, bad):
     command = [sys.executable, str(REPO / "scripts" / "make_capture.py"), "--out", str(tmp_path / "capture"), *bad]
     result = subprocess.run(command, capture_output=True, text=True, cwd=REPO)
     assert result.returncode != 0
-    assert result.stderr.strip().splitlines() == [result.stderr.strip().splitlines()[-1]]
+    assert len(result.stderr.strip().splitlines()) == 1
     assert result.stderr.startswith("error: ") and not (tmp_path / "capture").exists()
