@@ -56,8 +56,8 @@ train-smoke: $(STAMP) outputs/tiny-ip2p outputs/toy-actions
 	$(PY) scripts/train_editaction.py --config configs/editaction_cpu_smoke.yaml \
 		$(if $(wildcard outputs/editaction-smoke/checkpoints),--resume latest)
 
-# Retrain the embedded toy editor from scratch (about 60 min on 2 CPU cores; continues an interrupted run),
-# then measure it. The shipped copies are toyworld/models/toy-editor and toyworld/models/toy-editor-action.
+# Retrain the embedded toy editors from scratch (about 80 min on 2 CPU cores; continues an interrupted run),
+# then measure them. The shipped copies are toyworld/models/toy-editor, toy-editor-capture and toy-editor-action.
 train-toy-editor: $(STAMP)
 	$(PY) scripts/train_toy_editor.py --out outputs/toy-editor
 

@@ -1,19 +1,23 @@
-"""Train the embedded toy editor from scratch on CPU: VAE, CLIP text encoder, IP2P UNet, EditAction fine-tune.
+"""Train the embedded toy editors from scratch on CPU: VAE, CLIP text encoder, IP2P UNet, fine-tunes.
 
 python scripts/train_toy_editor.py --out outputs/toy-editor
 
 Stages (each skipped when its output exists, so an interrupted run continues):
   1. toy edit pairs (toyworld.pairs.TRAINING_SETS): recolours in the evaluation's layouts and in wider, more
      crowded ones with smaller objects, 30% of them naming the object by colour or shape alone; moves (the action
-     split); no scene holds a held-out colour/shape combination
+     split); recolours in the capture-like world (toyworld.capture_pairs); no scene holds a held-out colour/shape
+     combination
   2. VAE (AutoencoderKL, stride 4) on the pair images
   3. CLIP text encoder, contrastive against the edits (real CLIP tokenizer, built offline)
-  4. base editor: the IP2P UNet trained with the EditAction trainer at lambda_action = 0 on the recolour
+  4. base editor: the IP2P UNet trained with the EditAction trainer at lambda_action = 0 on the toy recolour
      pairs only (like InstructPix2Pix, whose data has no actions, so the fine-tune has something to add);
      samples whose text is dropped learn to keep the input (TrainConfig.dropped_text_target)
-  5. action editor: EditAction fine-tune of the base on move pairs (L_action + L_reg, attn2 frozen)
-  6. ablation: the same fine-tune without L_action
-Results: <out>/base, <out>/action, <out>/action-no-laction: complete diffusers checkpoints.
+  5. capture editor: the base fine-tuned on the capture-world recolours, so it edits textured, photographed
+     scenes (make capture-demo)
+  6. action editor: EditAction fine-tune of the base on move pairs (L_action + L_reg, attn2 frozen)
+  7. ablation: the same fine-tune without L_action
+Results: <out>/base, <out>/capture, <out>/action, <out>/action-no-laction: complete diffusers checkpoints, shipped
+as toyworld/models/toy-editor, toy-editor-capture and toy-editor-action (the ablation is not shipped).
 """
 
 from __future__ import annotations
@@ -33,10 +37,12 @@ from editaction.train.dataset import EDITED_KEY, INPUT_KEY, read_metadata, read_
 from editaction.train.trainer import EditActionTrainer
 from toyworld import TOY_SETTINGS
 from toyworld.autoencoder import load_images, train_autoencoder
-from toyworld.pairs import MASK_KEY, TRAINING_SETS, write_pairs
+from toyworld.capture_pairs import CAPTURE_LAYOUTS, CAPTURE_SEED_OFFSET, write_capture_pairs
+from toyworld.pairs import MASK_KEY, PARTIAL_REFERENCES, TRAINING_SETS, write_pairs
 from toyworld.text_encoder import train_text_encoder
 from toyworld.tiny import IP2PArchitecture, build_clip_tokenizer, build_pipeline, save_pipeline
 
+CAPTURE_SET = "recolour-capture"
 TOY_ARCHITECTURE = IP2PArchitecture(
     # UNet sized for about 1.0 s per trainer step at batch 32 on 2 CPU cores (3.1M parameters; the first
     # editor's 0.8M fitted its training pairs no better than held-out ones: underfitting). Checkpoint 25 MB,
@@ -73,6 +79,10 @@ class ToyEditorArgs:
     """IP2P's is 0.05; doubled so more samples teach the no-instruction branch (see ``dropped_text_target``)."""
     changed_region_weight: float = 10.0
     """Loss weight of the latent cells the edit changes (the object covers 2-15% of a view); chosen on validation."""
+    capture_pairs: int = 1200
+    """Capture-world recolour pairs (``toyworld.capture_pairs``), 12 photos of each random world at most."""
+    capture_steps: int = 800
+    capture_learning_rate: float = 5e-4
     finetune_steps: int = 150
     finetune_learning_rate: float = 1e-4
     seed: int = 0
@@ -132,7 +142,7 @@ def main() -> None:
     if len(args.pairs) != len(TRAINING_SETS):
         names = ", ".join(s.name for s in TRAINING_SETS)
         raise SystemExit(f"error: --pairs takes {len(TRAINING_SETS)} counts ({names})")
-    data = {s.name: out / "data" / s.name for s in TRAINING_SETS}
+    data = {name: out / "data" / name for name in [*(s.name for s in TRAINING_SETS), CAPTURE_SET]}
     recolour_sets = [s.name for s in TRAINING_SETS if s.kind == "recolour"]
     if _stage("pairs", out / "data" / "recolour-all" / "metadata.jsonl", log):
         for spec, count in zip(TRAINING_SETS, args.pairs, strict=True):
@@ -147,7 +157,10 @@ def main() -> None:
                     layouts=spec.layouts,
                     partial_references=spec.partial_references,
                 )
-        write_metadata(  # one data set of every recolour pair, pointing at the images where they are
+        if not (data[CAPTURE_SET] / "metadata.jsonl").exists():
+            write_capture_pairs(data[CAPTURE_SET], args.capture_pairs, args.seed + CAPTURE_SEED_OFFSET,
+                                CAPTURE_LAYOUTS, partial_references=PARTIAL_REFERENCES)  # fmt: skip
+        write_metadata(  # one data set of every toy recolour pair, pointing at the images where they are
             out / "data" / "recolour-all",
             [
                 {k: f"../{name}/{v}" if k in (INPUT_KEY, EDITED_KEY, MASK_KEY) else v for k, v in r.items()}
@@ -155,7 +168,8 @@ def main() -> None:
                 for r in read_records(data[name])
             ],
         )
-        _finish("pairs", log, out, **{s.name: n for s, n in zip(TRAINING_SETS, args.pairs, strict=True)})
+        counts = {s.name: n for s, n in zip(TRAINING_SETS, args.pairs, strict=True)}
+        _finish("pairs", log, out, **counts, **{CAPTURE_SET: args.capture_pairs})
     static_dir, action_dir = out / "data" / "recolour-all", data["actions"]
 
     init = out / "init"
@@ -184,19 +198,27 @@ def main() -> None:
             save_pipeline(pipe, staging)
         _finish("components", log, out, **vae_figures, **text_figures)
 
+    base_settings = dict(
+        lambda_action=0.0,
+        lambda_reg=0.0,
+        freeze_cross_attention=False,
+        lr_warmup_steps=args.unet_warmup_steps,
+        changed_region_weight=args.changed_region_weight,
+    )
     runs = {
         "base": (
             init,
             static_dir,
             args.unet_steps,
             args.unet_learning_rate,
-            dict(
-                lambda_action=0.0,
-                lambda_reg=0.0,
-                freeze_cross_attention=False,
-                lr_warmup_steps=args.unet_warmup_steps,
-                changed_region_weight=args.changed_region_weight,
-            ),
+            base_settings,
+        ),
+        "capture": (
+            out / "base",
+            data[CAPTURE_SET],
+            args.capture_steps,
+            args.capture_learning_rate,
+            base_settings,
         ),
         "action": (out / "base", action_dir, args.finetune_steps, args.finetune_learning_rate, {}),
         "action-no-laction": (

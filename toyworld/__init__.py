@@ -18,6 +18,8 @@ TOY_EDITOR = str(Path(__file__).resolve().parent / "models" / "toy-editor")
 """The embedded toy editor trained by scripts/train_toy_editor.py: the offline default of the CLI and demos."""
 TOY_ACTION_EDITOR = str(Path(__file__).resolve().parent / "models" / "toy-editor-action")
 """The toy editor after EditAction fine-tuning on move instructions."""
+TOY_CAPTURE_EDITOR = str(Path(__file__).resolve().parent / "models" / "toy-editor-capture")
+"""The toy editor fine-tuned on capture-world photos as well (``toyworld.capture_pairs``): the capture demo's."""
 TOY_RELEVANCE = RelevanceConfig(noise_samples=4, iqr_factor=10.0, space="pixel")
 """Relevance settings for the toy editor, chosen on the validation pairs: an object spans a few of the 16x16 latent
 cells, so maps compared in pixel space fit its outline better; it covers a few percent of the view, so WYS's clamp at
@@ -42,6 +44,7 @@ edit. 10 DDIM steps converge as 20 do in half the time; 5 do not."""
 __all__ = [
     "COLOURS",
     "TOY_ACTION_EDITOR",
+    "TOY_CAPTURE_EDITOR",
     "TOY_EDIT",
     "TOY_EDITOR",
     "TOY_RELEVANCE",

@@ -26,7 +26,7 @@ from editaction import check_editor_source
 from editaction.atomic import write_text_atomic
 from relevance_nerf.method_configs import INSTRUCT_NERF2NERF_OPTIONS
 from relevance_nerf.system_tools import check_capture_tools
-from toyworld import TOY_EDITOR
+from toyworld import TOY_CAPTURE_EDITOR
 from toyworld.capture import CaptureSpec, read_truth, write_capture
 from toyworld.capture_evaluation import (
     check_processed_names,
@@ -63,7 +63,7 @@ class CaptureDemoArgs:
     edit_method: str = "relevance-edit-tiny"
     nerfacto_iterations: int = 1500
     edit_iterations: int = 300
-    editor: str = TOY_EDITOR
+    editor: str = TOY_CAPTURE_EDITOR
     matching: Literal["exhaustive", "sequential"] = "exhaustive"
     video_frames: int = 0
     """Frames of ``orbit.mp4`` in the capture (for ``ns-process-data video``); 0: none."""

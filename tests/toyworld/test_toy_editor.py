@@ -12,7 +12,7 @@ from diffusers import StableDiffusionInstructPix2PixPipeline
 
 from editaction import Editor
 from editaction.masking import binarize
-from toyworld import TOY_ACTION_EDITOR, TOY_EDIT, TOY_EDITOR, TOY_RELEVANCE
+from toyworld import TOY_ACTION_EDITOR, TOY_CAPTURE_EDITOR, TOY_EDIT, TOY_EDITOR, TOY_RELEVANCE
 from toyworld.metrics import iou, mean_squared_error, psnr_of_mse, recolour_succeeded
 from toyworld.pairs import evaluation_pairs
 
@@ -28,22 +28,22 @@ def _tensor(image: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(image).permute(2, 0, 1).float() / 255
 
 
-@pytest.mark.parametrize("path", [TOY_EDITOR, TOY_ACTION_EDITOR])
+@pytest.mark.parametrize("path", [TOY_EDITOR, TOY_ACTION_EDITOR, TOY_CAPTURE_EDITOR])
 def test_shipped_checkpoints_load_offline_with_diffusers(path):
     pipe = StableDiffusionInstructPix2PixPipeline.from_pretrained(path)
     assert pipe.unet.config.in_channels == 8 and pipe.vae_scale_factor == 4
 
 
 def test_shipped_checkpoints_are_small():
-    """Each within budget; the two share their VAE and text-encoder weights and vocabulary byte for byte."""
+    """Each within budget; they share their VAE and text-encoder weights and vocabulary byte for byte."""
     digests = []
-    for path in (TOY_EDITOR, TOY_ACTION_EDITOR):
+    for path in (TOY_EDITOR, TOY_ACTION_EDITOR, TOY_CAPTURE_EDITOR):
         files = {f.relative_to(path): f for f in Path(path).rglob("*") if f.is_file()}
         assert sum(f.stat().st_size for f in files.values()) <= MAX_CHECKPOINT_MB * 2**20
         digests.append({name: hashlib.sha256(f.read_bytes()).hexdigest() for name, f in files.items()})
     shared = [name for name in digests[0] if name.parts[0] in ("vae", "text_encoder") and name.suffix == ".safetensors"]
     shared.append(Path("tokenizer", "tokenizer.json"))
-    assert shared and all(digests[0][name] == digests[1].get(name) for name in shared)
+    assert shared and all(digests[0][name] == other.get(name) for other in digests[1:] for name in shared)
 
 
 def measure_rows(split: str) -> tuple[int, float, float]:
