@@ -1,8 +1,9 @@
 """Photograph the capture-like toy world: photos/ for the user path, truth/ for the evaluation, orbit.mp4.
 
 python scripts/make_capture.py --out outputs/capture --layout 3001 --video-frames 48
-ns-process-data images --data outputs/capture/photos --output-dir outputs/capture-processed --no-gpu \
-    --matching-method exhaustive
+
+Then pose the photos: ns-process-data images --data outputs/capture/photos --output-dir outputs/capture-processed
+--no-gpu --matching-method exhaustive
 """
 
 from __future__ import annotations
