@@ -157,9 +157,6 @@ def main() -> None:
                     layouts=spec.layouts,
                     partial_references=spec.partial_references,
                 )
-        if not (data[CAPTURE_SET] / "metadata.jsonl").exists():
-            write_capture_pairs(data[CAPTURE_SET], args.capture_pairs, args.seed + CAPTURE_SEED_OFFSET,
-                                CAPTURE_LAYOUTS, partial_references=PARTIAL_REFERENCES)  # fmt: skip
         write_metadata(  # one data set of every toy recolour pair, pointing at the images where they are
             out / "data" / "recolour-all",
             [
@@ -168,8 +165,11 @@ def main() -> None:
                 for r in read_records(data[name])
             ],
         )
-        counts = {s.name: n for s, n in zip(TRAINING_SETS, args.pairs, strict=True)}
-        _finish("pairs", log, out, **counts, **{CAPTURE_SET: args.capture_pairs})
+        _finish("pairs", log, out, **{s.name: n for s, n in zip(TRAINING_SETS, args.pairs, strict=True)})
+    if _stage("capture pairs", data[CAPTURE_SET] / "metadata.jsonl", log):
+        write_capture_pairs(data[CAPTURE_SET], args.capture_pairs, args.seed + CAPTURE_SEED_OFFSET,
+                            CAPTURE_LAYOUTS, partial_references=PARTIAL_REFERENCES)  # fmt: skip
+        _finish("capture pairs", log, out, pairs=args.capture_pairs)
     static_dir, action_dir = out / "data" / "recolour-all", data["actions"]
 
     init = out / "init"
