@@ -21,7 +21,7 @@ import tyro
 
 from editaction import Editor
 from editaction.images import read_image
-from toyworld.capture import CaptureSpec, read_truth, write_capture
+from toyworld.capture import layout_capture_spec, read_truth, write_capture
 from toyworld.method_configs import TOY_CROP_MARGIN
 from toyworld.metrics import iou, recolour_class
 from toyworld.pairs import parse_recolour
@@ -42,7 +42,7 @@ class Args:
 def measure(editor: Editor, capture: Path, instruction: str, photos: int, downscale: int) -> tuple[list[str], float]:
     """The colour class of the edited object in each photo, and the mean IoU of the relevance maps with the mask."""
     recolour = parse_recolour(instruction)
-    target = f"{recolour.colour}_{recolour.shape}"
+    object_name = f"{recolour.colour}_{recolour.shape}"
     truth = read_truth(capture)
     config = dataclasses.replace(editor.settings.scene.edit, crop_margin=TOY_CROP_MARGIN)
     classes, overlaps = [], []
@@ -50,7 +50,9 @@ def measure(editor: Editor, capture: Path, instruction: str, photos: int, downsc
         photo = read_image(capture / "photos" / name).rgb[None]
         size = (photo.shape[-2] // downscale, photo.shape[-1] // downscale)
         image = F.interpolate(photo, size=size, mode="bicubic", antialias=True).clamp(0, 1)
-        mask = F.interpolate(torch.from_numpy(truth.mask(target, name)).float()[None, None], size=size, mode="area")
+        mask = F.interpolate(
+            torch.from_numpy(truth.mask(object_name, name)).float()[None, None], size=size, mode="area"
+        )
         mask = mask[0, 0] > 0.5
         generator = torch.Generator().manual_seed(0)
         edited = editor.edit(image, instruction, relevance=mask[None, None].float(), config=config, generator=generator)
@@ -74,7 +76,7 @@ def main() -> None:
             scene = layout_scene(layout)
             capture = args.captures / str(layout)
             if not (capture / "truth" / "capture.json").is_file():
-                write_capture(capture, CaptureSpec(objects=scene.spec.objects, seed=layout))
+                write_capture(capture, layout_capture_spec(layout))
             classes, overlap = measure(editor, capture, scene.instruction, args.photos, args.downscale)
             target = parse_recolour(scene.instruction).target_colour
             counts = ", ".join(f"{c} {classes.count(c)}" for c in sorted(set(classes), key=classes.count, reverse=True))

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import tyro
 
-from toyworld.capture import CaptureSpec, write_capture
+from toyworld.capture import layout_capture_spec, write_capture
 from toyworld.scene_layouts import layout_scene
 
 
@@ -34,8 +34,7 @@ def main() -> None:
     args = tyro.cli(MakeCaptureArgs, description=__doc__)
     scene = layout_scene(args.layout)
     try:
-        spec = CaptureSpec(objects=scene.spec.objects, photos=args.photos, width=args.width, height=args.height,
-                           seed=args.layout)  # fmt: skip
+        spec = layout_capture_spec(args.layout, photos=args.photos, width=args.width, height=args.height)
         write_capture(args.out, spec, video_frames=args.video_frames)
     except (FileExistsError, FileNotFoundError, ValueError) as error:
         sys.exit(f"error: {error}")

@@ -41,6 +41,7 @@ from toyworld.scene import (
     default_objects,
     orbit_camera,
 )
+from toyworld.scene_layouts import layout_scene
 
 PHOTO_NAME = "IMG_{number:04d}.jpg"
 FIRST_PHOTO_NUMBER = 1001
@@ -95,6 +96,11 @@ class CaptureSpec:
     @property
     def focal(self) -> float:
         return 0.5 * self.width / math.tan(0.5 * math.radians(self.fov_degrees))
+
+
+def layout_capture_spec(layout: int, **settings) -> CaptureSpec:
+    """The capture of ``toyworld.scene_layouts.layout_scene(layout)``: its objects, the layout seeding the rest."""
+    return CaptureSpec(objects=layout_scene(layout).spec.objects, seed=layout, **settings)
 
 
 def photo_name(index: int) -> str:

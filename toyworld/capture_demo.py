@@ -27,7 +27,7 @@ from editaction.atomic import write_text_atomic
 from relevance_nerf.method_configs import INSTRUCT_NERF2NERF_OPTIONS
 from relevance_nerf.system_tools import check_capture_tools
 from toyworld import TOY_CAPTURE_EDITOR
-from toyworld.capture import CaptureSpec, read_truth, write_capture
+from toyworld.capture import layout_capture_spec, read_truth, write_capture
 from toyworld.capture_evaluation import (
     check_processed_names,
     estimated_poses,
@@ -129,13 +129,8 @@ def run_capture_demo(args: CaptureDemoArgs) -> Path:
     CONSOLE.rule(f"1/7 capture: {args.photos} photos of layout {args.layout}, {args.width}x{args.height}")
     capture, t = out / "capture", time.perf_counter()
     if not (capture / "truth" / "capture.json").is_file():
-        spec = CaptureSpec(
-            objects=scene.spec.objects,
-            photos=args.photos,
-            holdout_every=args.holdout_every,
-            width=args.width,
-            height=args.height,
-            seed=args.layout,
+        spec = layout_capture_spec(
+            args.layout, photos=args.photos, holdout_every=args.holdout_every, width=args.width, height=args.height
         )
         write_capture(capture, spec, video_frames=args.video_frames)
     stage("capture", t)
