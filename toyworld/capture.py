@@ -313,13 +313,14 @@ class CaptureRenderer:
             depth = np.where(nearer, t, depth)
             owner = np.where(nearer, index, owner)
 
-        h, w = spec.height, spec.width
-        pooled = colour.reshape(h, s, w, s, 3).mean(axis=(1, 3))
-        masks = {
-            obj.name: (owner == index).reshape(h, s, w, s).mean(axis=(1, 3)) > 0
-            for index, obj in enumerate(spec.objects)
-        }
-        return np.clip(pooled, 0.0, 1.0), masks
+        masks = {obj.name: box_pool(owner == index, s) > 0 for index, obj in enumerate(spec.objects)}
+        return np.clip(box_pool(colour, s), 0.0, 1.0), masks
+
+
+def box_pool(image: np.ndarray, factor: int) -> np.ndarray:
+    """Box-filter resize by an integer factor: (H, W, ...) -> (H / factor, W / factor, ...)."""
+    h, w = image.shape[0] // factor, image.shape[1] // factor
+    return image[: h * factor, : w * factor].reshape(h, factor, w, factor, *image.shape[2:]).mean(axis=(1, 3))
 
 
 def camera_effects(rgb: np.ndarray, rng: np.random.Generator, spec: CaptureSpec) -> np.ndarray:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from toyworld.capture import CaptureRenderer, CaptureSpec, camera_effects, camera_poses
+from toyworld.capture import CaptureRenderer, CaptureSpec, box_pool, camera_effects, camera_poses
 from toyworld.pairs import HELD_OUT, EditPairRecord, LayoutRange, random_layout, recolour_instruction, save_pairs
 from toyworld.palette import COLOURS
 from toyworld.scene_layouts import SCENE_LAYOUTS
@@ -33,12 +33,6 @@ CAPTURE_LAYOUTS = replace(SCENE_LAYOUTS, min_target_pixels=16)
 """The capture demo's layouts (new random ones: the seeds differ), the edited object visible in every pair."""
 CAPTURE_SEED_OFFSET = 3
 """Added to ``scripts/train_toy_editor.py``'s seed, after ``toyworld.pairs.TRAINING_SETS``' offsets."""
-
-
-def _pool(image: np.ndarray, factor: int) -> np.ndarray:
-    """Box-filter resize by an integer factor (H, W, ...) -> (H / factor, W / factor, ...)."""
-    h, w = image.shape[0] // factor, image.shape[1] // factor
-    return image[: h * factor, : w * factor].reshape(h, factor, w, factor, *image.shape[2:]).mean(axis=(1, 3))
 
 
 def _window(mask: np.ndarray, size: int, rng: np.random.Generator) -> tuple[slice, slice]:
@@ -74,13 +68,15 @@ def capture_world_pairs(
     pairs = []
     for c2w in camera_poses(spec):
         image, masks = before.render(c2w)
-        mask = _pool(masks[target.name].astype(np.float32), RENDER_DOWNSCALE) >= 0.5
+        mask = box_pool(masks[target.name].astype(np.float32), RENDER_DOWNSCALE) >= 0.5
         if mask.sum() < max(layouts.min_target_pixels, 1):
             continue
         edited, _ = after.render(c2w)
         effects_seed = int(rng.integers(1 << 31))  # one photo's exposure, balance and noise, before and after
         photos = [
-            _pool(camera_effects(view, np.random.default_rng(effects_seed), spec).astype(np.float32), RENDER_DOWNSCALE)
+            box_pool(
+                camera_effects(view, np.random.default_rng(effects_seed), spec).astype(np.float32), RENDER_DOWNSCALE
+            )
             for view in (image, edited)
         ]
         rows, cols = _window(mask, window, rng)
